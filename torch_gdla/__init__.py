@@ -1,0 +1,36 @@
+"""torch_gdla: linear algebra solved by gradient descent, with autograd and torch.optim.
+
+Plain-PyTorch names are imported eagerly; the Lightning parts (``SolverModule``) and the
+torchmetrics parts (``metrics``) are loaded on first use, so ``import torch_gdla`` costs about
+what ``import torch`` does.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from . import matrices, optim
+from .iteration import Criteria, Iteration
+from .problems import LinearSystem, MatrixInverse, Problem
+from .result import Result, Status
+from .solve import solve
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Criteria", "Iteration", "LinearSystem", "MatrixInverse", "Problem", "Result", "SolverModule",
+    "Status", "matrices", "metrics", "optim", "solve",
+]
+
+_LAZY = {"SolverModule": ("torch_gdla.lightning", "SolverModule"), "metrics": ("torch_gdla.metrics", None)}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module_name, attribute = _LAZY[name]
+        module = importlib.import_module(module_name)
+        value = getattr(module, attribute) if attribute else module
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'torch_gdla' has no attribute {name!r}")

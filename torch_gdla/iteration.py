@@ -1,0 +1,240 @@
+"""The solver loop without Lightning: optimizer steps, stopping rules, best-solution tracking.
+
+``SolverModule`` drives an :class:`Iteration` in blocks of steps (one Lightning
+``training_step`` per block), so Lightning's per-step costs are paid once per block while the
+stopping rules are still checked after every optimizer step.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Optional
+
+import torch
+from torch import Tensor
+
+from ._checks import check_positive_int, check_tolerance
+from .problems.base import Problem
+from .result import Result, Status
+
+# Residual tolerance used when the caller sets no tolerance at all: about the square root of the
+# dtype's machine epsilon, which a loss-based method can reach even when the minimum loss is not
+# zero (least squares), where loss differences vanish below sqrt(eps) relative change.
+DEFAULT_RESIDUAL_TOL = {torch.float64: 1e-8, torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 1e-2}
+
+
+@dataclass
+class Criteria:
+    """Stopping rules (plain, serialisable settings).
+
+    tol: stop when the loss ≤ tol (absolute).  ``0`` disables it.
+    residual_tol: stop when ``problem.residual()`` ≤ residual_tol.  ``0`` disables it.
+    rtol: stop when |l₁−l₂|/max(l₁,l₂) between losses ``rtol_every`` steps apart < rtol.
+    residual_every: how often (steps) the residual is computed when the loss gives no bound on it.
+    When tol, residual_tol and rtol are all None, residual_tol defaults to ``DEFAULT_RESIDUAL_TOL``.
+    """
+
+    tol: Optional[float] = None
+    residual_tol: Optional[float] = None
+    rtol: Optional[float] = None
+    rtol_every: int = 10
+    residual_every: int = 10
+
+    def __post_init__(self) -> None:
+        for name in ("tol", "residual_tol", "rtol"):
+            setattr(self, name, check_tolerance(getattr(self, name), name))
+        check_positive_int(self.rtol_every, "rtol_every")
+        check_positive_int(self.residual_every, "residual_every")
+
+    def resolved(self, dtype: torch.dtype) -> "Criteria":
+        if self.tol is None and self.residual_tol is None and self.rtol is None:
+            return Criteria(residual_tol=DEFAULT_RESIDUAL_TOL.get(dtype, 1e-5), rtol_every=self.rtol_every,
+                            residual_every=self.residual_every)
+        return self
+
+    @property
+    def any_active(self) -> bool:
+        return bool(self.tol) or bool(self.residual_tol) or bool(self.rtol)
+
+
+def build_optimizer(factory: Optional[Callable[..., Any]], problem: Problem) -> torch.optim.Optimizer:
+    """Call the user's optimizer factory on the problem's parameters, checking what comes back."""
+    if factory is None:
+        return default_optimizer(problem)
+    if not callable(factory):
+        raise TypeError(
+            f"optimizer must be a callable taking the parameters, e.g. functools.partial(torch.optim.SGD, lr=0.1); "
+            f"got {type(factory).__name__}"
+        )
+    optimizer = factory(problem.parameters())
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(
+            f"optimizer must return a torch.optim.Optimizer when called with the parameters; got {type(optimizer).__name__}. "
+            "Pass the class or a functools.partial of it, not an instance"
+        )
+    return optimizer
+
+
+def default_optimizer(problem: Problem) -> torch.optim.Optimizer:
+    """The library default: conjugate gradient, with the exact step of a quadratic loss when
+    the problem declares one (no learning rate to tune either way)."""
+    from .optim import ConjugateGradient
+
+    return ConjugateGradient(problem.parameters(), quadratic=problem.quadratic)
+
+
+class Iteration:
+    """Runs optimizer steps on ``problem`` and decides when to stop.
+
+    Every loss evaluation goes through :meth:`closure`, which counts it and remembers the
+    parameters with the lowest loss seen; the run's solution is always that best point, and
+    every convergence test is made at it, so ``converged`` never claims more than holds.
+    """
+
+    def __init__(self, problem: Problem, optimizer: torch.optim.Optimizer, criteria: Criteria,
+                 backward: Callable[[Tensor], Any] = Tensor.backward) -> None:
+        self.problem = problem
+        self.optimizer = optimizer
+        self.criteria = criteria.resolved(problem.dtype)
+        self.backward = backward
+        self.params = [p for p in problem.parameters() if p.requires_grad]
+        self.steps = 0
+        self.evaluations = 0
+        self.best_loss = math.inf
+        self.best = [p.detach().clone() for p in self.params]  # the start, until something beats it
+        self._history = torch.empty(1024, dtype=torch.float64)
+        self._step_loss: Optional[float] = None
+        self._nonfinite: Optional[float] = None
+        self.status: Optional[Status] = None
+        self.detail = ""
+
+    # -- one evaluation -------------------------------------------------------------------
+    def closure(self) -> Tensor:
+        self.optimizer.zero_grad()
+        loss = self.problem()
+        self.backward(loss)
+        value = loss.detach().item()
+        self.evaluations += 1
+        if self._step_loss is None:
+            self._step_loss = value
+        if value < self.best_loss:
+            self.best_loss = value
+            with torch.no_grad():
+                for saved, p in zip(self.best, self.params):
+                    saved.copy_(p)
+        elif not math.isfinite(value) and self._nonfinite is None:
+            self._nonfinite = value
+        return loss
+
+    # -- a block of steps ----------------------------------------------------------------------
+    def run(self, n_steps: int, step: Optional[Callable[[Callable[[], Tensor]], Any]] = None) -> Optional[Status]:
+        """Take up to ``n_steps`` optimizer steps; return a Status as soon as one stopping rule fires."""
+        if self.status is not None:
+            return self.status
+        step = step or self.optimizer.step
+        try:
+            for _ in range(n_steps):
+                self._step_loss = None
+                step(self.closure)
+                self._record(self._step_loss)
+                status = self._check()
+                if status is not None:
+                    self.status = status
+                    return status
+        except KeyboardInterrupt:
+            self.status = Status.INTERRUPTED
+            self.detail = f"interrupted at step {self.steps}; the best solution so far is returned"
+            return self.status
+        return None
+
+    def _record(self, value: Optional[float]) -> None:
+        if value is None:
+            raise RuntimeError("the optimizer's step() did not call the closure; torch_gdla needs optimizers that evaluate the loss through step(closure)")
+        if self.steps == len(self._history):
+            self._history = torch.cat([self._history, torch.empty_like(self._history)])
+        self._history[self.steps] = value
+        self.steps += 1
+
+    def _check(self) -> Optional[Status]:
+        c = self.criteria
+        value = self._history[self.steps - 1].item()
+        if not math.isfinite(value) or self._nonfinite is not None:
+            bad = value if not math.isfinite(value) else self._nonfinite
+            self.detail = (f"diverged: loss became {bad} at step {self.steps - 1}; lower the learning rate "
+                           f"(the best solution seen, loss {self.best_loss:.3g}, is returned)")
+            return Status.DIVERGED
+        if c.tol and self.best_loss <= c.tol:
+            self.detail = f"tol reached: loss {self.best_loss:.3g} <= tol {c.tol:g}"
+            return Status.TOL
+        if c.residual_tol:
+            bound = self.problem.residual_bound(self.best_loss)
+            if bound is not None and bound <= c.residual_tol:
+                self.detail = f"residual_tol reached: residual <= {bound:.3g} <= residual_tol {c.residual_tol:g}"
+                return Status.RESIDUAL_TOL
+            if bound is None and self.steps % c.residual_every == 0:
+                residual = self.best_residual()
+                if residual <= c.residual_tol:
+                    self.detail = f"residual_tol reached: residual {residual:.3g} <= residual_tol {c.residual_tol:g}"
+                    return Status.RESIDUAL_TOL
+        if c.rtol and self.steps > c.rtol_every and (self.steps - 1) % c.rtol_every == 0:
+            previous, current = self._history[self.steps - 1 - c.rtol_every].item(), value
+            scale = max(abs(previous), abs(current))
+            change = abs(previous - current) / scale if scale > 0 else 0.0
+            if change < c.rtol:
+                self.detail = f"relative change below rtol: {change:.3g} < {c.rtol:g} over {c.rtol_every} steps"
+                return Status.RTOL
+        return None
+
+    # -- the best point ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def best_residual(self) -> float:
+        """``problem.residual()`` at the best point, without disturbing the optimizer's iterate."""
+        current = [p.detach().clone() for p in self.params]
+        self._load(self.best)
+        try:
+            return self.problem.residual()
+        finally:
+            self._load(current)
+
+    @torch.no_grad()
+    def _load(self, tensors: list[Tensor]) -> None:
+        for p, t in zip(self.params, tensors):
+            p.copy_(t)
+
+    @property
+    def history(self) -> Tensor:
+        return self._history[: self.steps].clone()
+
+    def finish(self, status: Optional[Status] = None, max_steps: Optional[int] = None) -> Result:
+        """End the run: load the best point into the problem and describe the outcome."""
+        status = status or self.status or Status.MAX_STEPS
+        self.status = status
+        if status is Status.MAX_STEPS:
+            if self.criteria.any_active:
+                self.detail = (f"max_steps reached: increase max_steps (now {max_steps or self.steps}) or change optimizer; "
+                               f"best loss {self.best_loss:.3g}")
+            else:
+                self.detail = f"max_steps reached: ran all {self.steps} steps (no tolerance was set)"
+        self._load(self.best)
+        with torch.no_grad():
+            residual = self.problem.residual()
+        return Result(
+            solution=self.problem.solution, converged=status.converged, status=status,
+            reason=self.detail or status.value, steps=self.steps, evaluations=self.evaluations,
+            loss=self.best_loss, residual=residual, history=self.history,
+        )
+
+    # -- checkpointing --------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"steps": self.steps, "evaluations": self.evaluations, "best_loss": self.best_loss,
+                "best": [t.clone() for t in self.best], "history": self.history, "criteria": asdict(self.criteria)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.steps = state["steps"]
+        self.evaluations = state["evaluations"]
+        self.best_loss = state["best_loss"]
+        for saved, t in zip(self.best, state["best"]):
+            saved.copy_(t)
+        history = state["history"]
+        self._history = torch.empty(max(1024, 2 * len(history)), dtype=torch.float64)
+        self._history[: len(history)] = history

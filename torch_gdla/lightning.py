@@ -1,0 +1,138 @@
+"""Lightning side of torch_gdla: ``SolverModule`` trains any problem.  Lightning is imported
+here only, so ``import torch_gdla`` stays as cheap as ``import torch``."""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Iterator, Optional
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, IterableDataset
+
+from .iteration import Criteria, Iteration, build_optimizer
+from .problems.base import Problem
+from .result import Result, Status
+
+OptimizerCallable = Callable[[Iterable], torch.optim.Optimizer]
+
+
+class _NoData(IterableDataset):
+    """An endless stream of empty tensors: a solver has no dataset, and each item is one block
+    of optimizer steps.  (``None`` items would make Lightning skip ``training_step``.)"""
+
+    def __iter__(self) -> Iterator[Tensor]:
+        empty = torch.empty(0)
+        while True:
+            yield empty
+
+
+class SolverModule(pl.LightningModule):
+    """Trains a :class:`~torch_gdla.problems.base.Problem` with Lightning.
+
+    Manual optimization: each ``training_step`` runs a block of up to ``steps_per_block``
+    optimizer steps (Lightning's per-step costs are paid once per block), while the stopping
+    rules of ``Criteria`` are checked after every optimizer step, so the run stops at the exact
+    step a tolerance is met.  ``Trainer(max_steps=...)`` counts optimizer steps and is never
+    overshot.  The loss, the residual and the problem's metrics are logged once per block.
+
+    Args:
+        problem: the problem to solve (its parameters are the unknown).
+        optimizer: callable taking the parameters and returning a ``torch.optim.Optimizer``
+            (a ``functools.partial``, or LightningCLI's optimizer callable); None = library default.
+        tol, residual_tol, rtol, rtol_every, residual_every: see :class:`~torch_gdla.iteration.Criteria`.
+        steps_per_block: optimizer steps per Lightning ``training_step`` (and per log row).
+    After ``fit``, ``module.result`` holds the :class:`~torch_gdla.result.Result`.
+    """
+
+    def __init__(
+        self,
+        problem: Problem,
+        optimizer: Optional[OptimizerCallable] = None,
+        tol: Optional[float] = None,
+        residual_tol: Optional[float] = None,
+        rtol: Optional[float] = None,
+        rtol_every: int = 10,
+        residual_every: int = 10,
+        steps_per_block: int = 100,
+    ) -> None:
+        super().__init__()
+        if not isinstance(problem, Problem):
+            raise TypeError(f"problem must be a torch_gdla Problem (e.g. gdla.MatrixInverse(M)); got {type(problem).__name__}")
+        if optimizer is not None and not callable(optimizer):
+            raise TypeError(
+                "optimizer must be a callable taking the parameters, e.g. functools.partial(torch.optim.SGD, lr=0.1); "
+                f"got {type(optimizer).__name__}"
+            )
+        self.automatic_optimization = False
+        self.problem = problem
+        self.optimizer_factory = optimizer
+        self.criteria = Criteria(tol=tol, residual_tol=residual_tol, rtol=rtol, rtol_every=rtol_every,
+                                 residual_every=residual_every)
+        if isinstance(steps_per_block, bool) or not isinstance(steps_per_block, int) or steps_per_block <= 0:
+            raise ValueError(f"steps_per_block must be a positive integer; got {steps_per_block!r}")
+        self.steps_per_block = steps_per_block
+        self.iteration: Optional[Iteration] = None
+        self.result: Optional[Result] = None
+        self._resume_state: Optional[dict] = None
+
+    def forward(self) -> Tensor:
+        return self.problem()
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return build_optimizer(self.optimizer_factory, self.problem)
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(_NoData(), batch_size=None)
+
+    def on_fit_start(self) -> None:
+        trainer = self.trainer
+        timed = any(isinstance(cb, pl.callbacks.Timer) and cb._duration is not None for cb in trainer.callbacks)
+        if (trainer.max_steps is None or trainer.max_steps < 0) and not timed:
+                raise ValueError(
+                    "Trainer(max_steps=...) is required: a solver has no dataset and no epochs, so without max_steps "
+                    "(or max_time) a run that never meets its tolerance would never end"
+                )
+        self.result = None
+        backward = Tensor.backward if trainer.precision in ("32-true", "64-true", "32", "64") else self.manual_backward
+        self.iteration = Iteration(self.problem, trainer.optimizers[0], self.criteria, backward=backward)
+        if self._resume_state is not None:
+            self.iteration.load_state_dict(self._resume_state)
+            self._resume_state = None
+
+    def _budget(self) -> int:
+        max_steps = self.trainer.max_steps
+        if max_steps is None or max_steps < 0:
+            return self.steps_per_block
+        return max(0, min(self.steps_per_block, max_steps - self.iteration.steps))
+
+    def training_step(self, batch: Tensor, batch_idx: int) -> None:
+        iteration = self.iteration
+        budget = self._budget()
+        status = iteration.run(budget, self.optimizers().step) if budget > 0 else None
+        self.log_dict(self._log_values(), on_step=True, prog_bar=True, batch_size=1)
+        max_steps = self.trainer.max_steps
+        if status is None and max_steps is not None and 0 <= max_steps <= iteration.steps:
+            status = Status.MAX_STEPS
+        if status is not None:
+            self._finish(status)
+            self.trainer.should_stop = True
+
+    def _log_values(self) -> dict[str, float]:
+        iteration = self.iteration
+        return {"loss": iteration.history[-1].item() if iteration.steps else float("nan"),
+                "residual": self.problem.residual(), "step": float(iteration.steps)}
+
+    def _finish(self, status: Optional[Status]) -> None:
+        if self.result is None and self.iteration is not None:
+            self.result = self.iteration.finish(status, max_steps=self.trainer.max_steps)
+
+    def on_train_end(self) -> None:
+        # The Trainer stopped on its own (max_steps, max_time, a callback): the result still comes out.
+        self._finish(None)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.iteration is not None:
+            checkpoint["torch_gdla_iteration"] = self.iteration.state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._resume_state = checkpoint.get("torch_gdla_iteration")

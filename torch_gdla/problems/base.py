@@ -1,0 +1,90 @@
+"""The problem contract.
+
+A problem is an ``nn.Module`` whose ``nn.Parameter``s are the unknown and whose ``forward()``
+returns the scalar loss.  Given data (matrices, right-hand sides) are buffers, so
+``.to(device/dtype)`` moves everything.  Anything that trains a module trains a problem:
+a plain ``torch.optim`` loop, ``gdla.solve`` or a Lightning ``Trainer``.
+
+A new operation subclasses :class:`Problem` and implements ``forward``, ``solution`` and
+``residual``; the optional hooks below let the solver stop sooner or report more.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+from torch import Tensor, nn
+
+
+class Problem(nn.Module):
+    """Base class of all torch_gdla problems.
+
+    Subclasses must implement:
+      * ``forward() -> Tensor`` — the scalar loss the optimizer minimises;
+      * ``solution`` — the current estimate, detached;
+      * ``residuals() -> Tensor`` — the solver-independent relative residual of every batch
+        member (shape = the batch shape; a 0-d tensor for an unbatched problem).
+
+    Optional hooks:
+      * ``residual_bound(loss)`` — an upper bound on ``residual()`` implied by a loss value,
+        so stopping on ``residual_tol`` costs nothing per step;
+      * ``quadratic`` — True when the loss is a quadratic function of the parameters
+        (optimizers may then use an exact line search);
+      * ``metrics()`` — torchmetrics that describe solution quality for this problem.
+    """
+
+    quadratic: bool = False
+
+    @property
+    def batch_shape(self) -> torch.Size:
+        return torch.Size()
+
+    @property
+    def solution(self) -> Any:
+        raise NotImplementedError
+
+    def residuals(self) -> Tensor:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def residual(self) -> float:
+        """Relative residual of the current estimate (the worst batch member)."""
+        return float(self.residuals().max())
+
+    def residual_bound(self, loss: float) -> Optional[float]:
+        """An upper bound on ``residual()`` given the loss value, or None if the loss does not bound it."""
+        return None
+
+    def reference(self) -> Any:
+        """The answer of a direct ``torch.linalg`` solver, for comparison (costs a direct solve)."""
+        raise NotImplementedError(f"{type(self).__name__} has no direct reference solution")
+
+    def metrics(self) -> dict[str, Any]:
+        """torchmetrics.Metric instances (name -> metric) that report this problem's solution quality."""
+        return {}
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def extra_repr(self) -> str:
+        shapes = ", ".join(f"{name}={tuple(p.shape)}" for name, p in self.named_parameters())
+        return f"unknowns: {shapes}, dtype={self.dtype}"
+
+
+def batched_mse(difference: Tensor, batch_dims: int, reduce_batch: bool = True) -> Tensor:
+    """Mean of squares over each member's own entries; members are summed (not averaged) so
+    each member's loss keeps its scale whatever the batch size."""
+    member_dims = tuple(range(batch_dims, difference.dim()))
+    per_member = difference.square().mean(dim=member_dims) if member_dims else difference.square()
+    return per_member.sum() if reduce_batch else per_member
+
+
+def seeded_uniform(shape: torch.Size, seed: int, like: Tensor) -> Tensor:
+    """``torch.manual_seed(seed); torch.rand(shape)`` without touching the global RNG."""
+    generator = torch.Generator().manual_seed(int(seed))
+    return torch.rand(shape, generator=generator).to(dtype=like.dtype, device=like.device)

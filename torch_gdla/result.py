@@ -1,0 +1,67 @@
+"""What a solve returns: the solution and an honest account of how the run ended."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from torch import Tensor
+
+
+class Status(str, Enum):
+    """How a run ended.  ``converged`` is True only for the first three."""
+
+    TOL = "tol reached"
+    RESIDUAL_TOL = "residual_tol reached"
+    RTOL = "relative change below rtol"
+    MAX_STEPS = "max_steps reached"
+    DIVERGED = "diverged"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def converged(self) -> bool:
+        return self in (Status.TOL, Status.RESIDUAL_TOL, Status.RTOL)
+
+
+@dataclass
+class Result:
+    """The outcome of ``gdla.solve`` (or of a ``SolverModule`` fit).
+
+    Attributes:
+        solution: the best estimate seen (lowest loss evaluated); the problem's parameters hold it.
+        converged: True only when the run's own tolerance holds at ``solution``.
+        status: a :class:`Status`; ``reason`` is its message with the details and what to do.
+        steps: optimizer steps taken; ``evaluations``: loss evaluations (line-search trials included).
+        loss: the loss at ``solution``; ``residual``: ``problem.residual()`` at ``solution``.
+        history: the loss at every optimizer step (1-D, length ``steps``).
+        metrics: solution-quality metrics of the problem, by name.
+    """
+
+    solution: Any
+    converged: bool
+    status: Status
+    reason: str
+    steps: int
+    evaluations: int
+    loss: float
+    residual: float
+    history: Tensor
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        lines = [
+            f"converged:   {self.converged}",
+            f"reason:      {self.reason}",
+            f"steps:       {self.steps}",
+            f"evaluations: {self.evaluations}",
+            f"loss:        {self.loss:.6g}",
+            f"residual:    {self.residual:.6g}",
+        ]
+        lines += [f"{name + ':':<12} {value:.6g}" for name, value in self.metrics.items()]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return (
+            f"Result(converged={self.converged}, reason={self.reason!r}, steps={self.steps}, "
+            f"evaluations={self.evaluations}, loss={self.loss:.6g}, residual={self.residual:.6g})"
+        )

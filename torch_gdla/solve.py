@@ -1,0 +1,100 @@
+"""``solve()``: one call that trains a problem with Lightning and returns a ``Result``."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from typing import Any, Callable, Iterator, Optional, Sequence
+
+from ._checks import check_positive_int
+from .problems.base import Problem
+from .result import Result
+
+_LIGHTNING_LOGGERS = ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning.fabric")
+
+
+@contextlib.contextmanager
+def quiet_lightning(enabled: bool = True) -> Iterator[None]:
+    """Silence Lightning's banners, tips and set-up warnings (a library call prints nothing)."""
+    if not enabled:
+        yield
+        return
+    loggers = [logging.getLogger(name) for name in _LIGHTNING_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module=r"(pytorch_)?lightning.*")
+            warnings.filterwarnings("ignore", message=r".*(does not have many workers|GPU available|LOCAL_RANK).*")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def solve(
+    problem: Problem,
+    optimizer: Optional[Callable[..., Any]] = None,
+    *,
+    tol: Optional[float] = None,
+    residual_tol: Optional[float] = None,
+    rtol: Optional[float] = None,
+    rtol_every: int = 10,
+    residual_every: int = 10,
+    max_steps: int = 10_000,
+    steps_per_block: int = 100,
+    accelerator: Optional[str] = None,
+    devices: Any = None,
+    precision: Any = None,
+    logger: Any = False,
+    callbacks: Optional[Sequence[Any]] = None,
+    verbose: bool = False,
+    **trainer_kwargs: Any,
+) -> Result:
+    """Minimise ``problem``'s loss with ``optimizer`` until a stopping rule holds.
+
+    Args:
+        problem: a torch_gdla problem; after the call its parameters hold ``result.solution``.
+        optimizer: callable ``params -> torch.optim.Optimizer`` (e.g. ``functools.partial(
+            torch.optim.SGD, lr=0.9, momentum=0.9)``); None picks the library default.
+        tol: stop when the loss ≤ tol.  ``tol=0`` never stops on the loss.
+        residual_tol: stop when ``problem.residual()`` ≤ residual_tol.
+        rtol: stop when the relative loss change over ``rtol_every`` steps < rtol (seed 001's rule).
+            With none of tol/residual_tol/rtol, residual_tol defaults to 1e-4 (float32) / 1e-8 (float64).
+        max_steps: optimizer steps at most.
+        accelerator, devices, precision: as for ``pytorch_lightning.Trainer``; by default the
+            problem's own device, one device, the problem's own dtype.
+        logger: a Lightning logger (or True for the default); False logs nothing.
+        verbose: show Lightning's progress bar and messages.
+        **trainer_kwargs: passed to ``pytorch_lightning.Trainer``.
+    """
+    if not isinstance(problem, Problem):
+        raise TypeError(f"problem must be a torch_gdla Problem (e.g. gdla.MatrixInverse(M)); got {type(problem).__name__}")
+    check_positive_int(max_steps, "max_steps")
+    import pytorch_lightning as pl
+
+    from .lightning import SolverModule
+
+    module = SolverModule(problem, optimizer=optimizer, tol=tol, residual_tol=residual_tol, rtol=rtol,
+                          rtol_every=rtol_every, residual_every=residual_every, steps_per_block=steps_per_block)
+    device = problem.device
+    if accelerator is None:
+        accelerator = "cpu" if device.type == "cpu" else device.type
+        if devices is None and device.type != "cpu":
+            devices = [device.index or 0]
+    settings = dict(
+        max_steps=max_steps, accelerator=accelerator, devices=devices if devices is not None else 1,
+        logger=logger, callbacks=list(callbacks or []), enable_checkpointing=False,
+        enable_progress_bar=verbose, enable_model_summary=False, log_every_n_steps=1,
+        num_sanity_val_steps=0,
+    )
+    if precision is not None:
+        settings["precision"] = precision
+    settings.update(trainer_kwargs)
+    with quiet_lightning(not verbose):
+        trainer = pl.Trainer(**settings)
+        trainer.fit(module)
+    if module.result is None:  # pragma: no cover - fit ended before any step (e.g. max_time=0)
+        raise RuntimeError("the run ended before any optimizer step was taken")
+    return module.result
