@@ -41,6 +41,8 @@ class SolverModule(pl.LightningModule):
             (a ``functools.partial``, or LightningCLI's optimizer callable); None = library default.
         tol, residual_tol, rtol, rtol_every, residual_every: see :class:`~torch_gdla.iteration.Criteria`.
         steps_per_block: optimizer steps per Lightning ``training_step`` (and per log row).
+        reference_metrics: also log metrics against the direct ``torch.linalg`` answer
+            (costs one direct solve, done once).
     After ``fit``, ``module.result`` holds the :class:`~torch_gdla.result.Result`.
     """
 
@@ -54,6 +56,7 @@ class SolverModule(pl.LightningModule):
         rtol_every: int = 10,
         residual_every: int = 10,
         steps_per_block: int = 100,
+        reference_metrics: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(problem, Problem):
@@ -71,6 +74,8 @@ class SolverModule(pl.LightningModule):
         if isinstance(steps_per_block, bool) or not isinstance(steps_per_block, int) or steps_per_block <= 0:
             raise ValueError(f"steps_per_block must be a positive integer; got {steps_per_block!r}")
         self.steps_per_block = steps_per_block
+        self.reference_metrics = reference_metrics
+        self.quality = torch.nn.ModuleDict()
         self.iteration: Optional[Iteration] = None
         self.result: Optional[Result] = None
         self._resume_state: Optional[dict] = None
@@ -93,6 +98,7 @@ class SolverModule(pl.LightningModule):
                     "(or max_time) a run that never meets its tolerance would never end"
                 )
         self.result = None
+        self.quality = torch.nn.ModuleDict(self.problem.metrics(reference=self.reference_metrics)).to(self.device)
         backward = Tensor.backward if trainer.precision in ("32-true", "64-true", "32", "64") else self.manual_backward
         self.iteration = Iteration(self.problem, trainer.optimizers[0], self.criteria, backward=backward)
         if self._resume_state is not None:
@@ -119,12 +125,24 @@ class SolverModule(pl.LightningModule):
 
     def _log_values(self) -> dict[str, float]:
         iteration = self.iteration
-        return {"loss": iteration.history[-1].item() if iteration.steps else float("nan"),
-                "residual": self.problem.residual(), "step": float(iteration.steps)}
+        values = {"loss": iteration.history[-1].item() if iteration.steps else float("nan")}
+        values.update(self._quality())
+        values["step"] = float(iteration.steps)
+        return values
+
+    @torch.no_grad()
+    def _quality(self) -> dict[str, float]:
+        values = {}
+        for name, metric in self.quality.items():
+            metric.update(self.problem)
+            values[name] = float(metric.compute())
+            metric.reset()
+        return values
 
     def _finish(self, status: Optional[Status]) -> None:
         if self.result is None and self.iteration is not None:
             self.result = self.iteration.finish(status, max_steps=self.trainer.max_steps)
+            self.result.metrics = {k: v for k, v in self._quality().items() if k != "residual"}
 
     def on_train_end(self) -> None:
         # The Trainer stopped on its own (max_steps, max_time, a callback): the result still comes out.

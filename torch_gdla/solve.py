@@ -44,6 +44,7 @@ def solve(
     residual_every: int = 10,
     max_steps: int = 10_000,
     steps_per_block: int = 100,
+    reference_metrics: bool = False,
     accelerator: Optional[str] = None,
     devices: Any = None,
     precision: Any = None,
@@ -63,6 +64,8 @@ def solve(
         rtol: stop when the relative loss change over ``rtol_every`` steps < rtol (seed 001's rule).
             With none of tol/residual_tol/rtol, residual_tol defaults to 1e-4 (float32) / 1e-8 (float64).
         max_steps: optimizer steps at most.
+        steps_per_block: optimizer steps per Lightning training_step (and per logged row).
+        reference_metrics: add metrics against the direct torch.linalg answer to ``result.metrics``.
         accelerator, devices, precision: as for ``pytorch_lightning.Trainer``; by default the
             problem's own device, one device, the problem's own dtype.
         logger: a Lightning logger (or True for the default); False logs nothing.
@@ -77,7 +80,8 @@ def solve(
     from .lightning import SolverModule
 
     module = SolverModule(problem, optimizer=optimizer, tol=tol, residual_tol=residual_tol, rtol=rtol,
-                          rtol_every=rtol_every, residual_every=residual_every, steps_per_block=steps_per_block)
+                          rtol_every=rtol_every, residual_every=residual_every, steps_per_block=steps_per_block,
+                          reference_metrics=reference_metrics)
     device = problem.device
     if accelerator is None:
         accelerator = "cpu" if device.type == "cpu" else device.type

@@ -59,9 +59,16 @@ class Problem(nn.Module):
         """The answer of a direct ``torch.linalg`` solver, for comparison (costs a direct solve)."""
         raise NotImplementedError(f"{type(self).__name__} has no direct reference solution")
 
-    def metrics(self) -> dict[str, Any]:
-        """torchmetrics.Metric instances (name -> metric) that report this problem's solution quality."""
-        return {}
+    def metrics(self, reference: bool = False) -> dict[str, Any]:
+        """torchmetrics.Metric instances (name -> metric) reporting this problem's solution quality.
+
+        Each metric's ``update`` takes the problem.  ``reference=True`` adds metrics that compare
+        with the direct ``torch.linalg`` answer (each computes it once).  Called only by the
+        Lightning side, so torchmetrics is imported here lazily.
+        """
+        from ..metrics import RelativeResidual
+
+        return {"residual": RelativeResidual()}
 
     @property
     def dtype(self) -> torch.dtype:
