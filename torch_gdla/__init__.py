@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import matrices, optim
+from . import functions, matrices, optim
+from .derivative import derivative, gradient
 from .iteration import Criteria, Iteration
 from .problems import LinearSystem, MatrixInverse, Problem
+from .problems.minimize import Minimize
 from .result import Result, Status
 from .solve import solve
 
@@ -19,6 +21,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Criteria", "Iteration", "LinearSystem", "MatrixInverse", "Problem", "Result", "SolverModule",
     "Status", "matrices", "metrics", "optim", "solve",
+    "Minimize", "derivative", "functions", "gradient",
 ]
 
 _LAZY = {"SolverModule": ("torch_gdla.lightning", "SolverModule"), "metrics": ("torch_gdla.metrics", None)}

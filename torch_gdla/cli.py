@@ -2,6 +2,9 @@
 
     torch-gdla fit --config configs/inverse_random.yaml
     torch-gdla fit --config configs/inverse_random.yaml --print_config
+    torch-gdla fit --config configs/inverse_random.yaml --output solution.pt
+    torch-gdla plot runs/inverse_random runs/inverse_diagonal -o loss.png
+    torch-gdla compare --config configs/compare_inverse.yaml
 
 The problem, its matrices and the optimizer are chosen in YAML by ``class_path``/``init_args``;
 the CLI never names a specific operation.
@@ -16,6 +19,7 @@ import torch
 from pytorch_lightning.cli import LightningCLI
 
 from .lightning import SolverModule
+from .matrices import check_writable, save_solution
 from .solve import quiet_lightning
 
 
@@ -45,6 +49,15 @@ class GdlaCLI(LightningCLI):
             **kwargs,
         )
 
+    def add_arguments_to_parser(self, parser: Any) -> None:
+        # Checked while parsing, so a bad extension is a usage error before the run, not after it.
+        parser.add_argument("--output", type=_solution_path, default=None,
+                            help="after fit, write the solution to this file: .pt, .npy, .csv or .mtx")
+
+    def _output(self) -> Optional[str]:
+        config = self.config.get(self.subcommand) if self.subcommand else self.config
+        return config.get("output") if config is not None else None
+
     def after_fit(self) -> None:
         result = self.model.result
         if result is None:
@@ -53,6 +66,19 @@ class GdlaCLI(LightningCLI):
         with torch.no_grad():
             print("solution:")
             print(_format_solution(result.solution))
+        output = self._output()
+        if output is not None:
+            written = save_solution(result.solution, output)
+            print("solution written to " + ", ".join(str(p) for p in written))
+
+
+def _solution_path(value: str) -> str:
+    import argparse
+
+    try:
+        return str(check_writable(value, "--output"))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None  # argparse shows this message
 
 
 def _format_solution(solution: Any) -> str:
@@ -64,6 +90,19 @@ def _format_solution(solution: Any) -> str:
 
 
 def main(args: Optional[list[str]] = None) -> None:
+    argv = sys.argv[1:] if args is None else list(args)
+    # plot and compare are plain argparse commands, dispatched before LightningCLI sees the line.
+    if argv and argv[0] == "plot":
+        from .plot import main as plot_main
+
+        plot_main(argv[1:])
+        return
+    if argv and argv[0] == "compare":
+        from .compare import main as compare_main
+
+        torch.set_printoptions(sci_mode=False)
+        compare_main(argv[1:])
+        return
     torch.set_printoptions(sci_mode=False)
     with quiet_lightning():  # progress bar and summary, without Lightning's banners and tips
         GdlaCLI(args=args)

@@ -80,7 +80,8 @@ def default_optimizer(problem: Problem) -> torch.optim.Optimizer:
     the problem declares one (no learning rate to tune either way)."""
     from .optim import ConjugateGradient
 
-    return ConjugateGradient(problem.parameters(), quadratic=problem.quadratic)
+    batch_dims = len(problem.batch_shape) if problem.quadratic else 0
+    return ConjugateGradient(problem.parameters(), quadratic=problem.quadratic, batch_dims=batch_dims)
 
 
 class Iteration:
@@ -103,6 +104,7 @@ class Iteration:
         self.best_loss = math.inf
         self.best = [p.detach().clone() for p in self.params]  # the start, until something beats it
         self._history = torch.empty(1024, dtype=torch.float64)
+        self._history_view = self._history.numpy()
         self._step_loss: Optional[float] = None
         self._nonfinite: Optional[float] = None
         self.status: Optional[Status] = None
@@ -113,17 +115,17 @@ class Iteration:
         self.optimizer.zero_grad()
         loss = self.problem()
         self.backward(loss)
-        value = loss.detach().item()
+        value = loss.item()
         self.evaluations += 1
         if self._step_loss is None:
             self._step_loss = value
         if value < self.best_loss:
             self.best_loss = value
-            with torch.no_grad():
-                for saved, p in zip(self.best, self.params):
-                    saved.copy_(p)
-        elif not math.isfinite(value) and self._nonfinite is None:
-            self._nonfinite = value
+            for saved, p in zip(self.best, self.params):
+                saved.copy_(p.detach())
+        elif value != value or value in (math.inf, -math.inf):
+            if self._nonfinite is None:
+                self._nonfinite = value
         return loss
 
     # -- a block of steps ----------------------------------------------------------------------
@@ -132,12 +134,21 @@ class Iteration:
         if self.status is not None:
             return self.status
         step = step or self.optimizer.step
+        if self.steps + n_steps > len(self._history):
+            self._grow(self.steps + n_steps)
+        history = self._history_view
+        closure = self.closure
         try:
             for _ in range(n_steps):
                 self._step_loss = None
-                step(self.closure)
-                self._record(self._step_loss)
-                status = self._check()
+                step(closure)
+                value = self._step_loss
+                if value is None:
+                    raise RuntimeError("the optimizer's step() did not call the closure; torch_gdla needs optimizers "
+                                       "that evaluate the loss through step(closure)")
+                history[self.steps] = value
+                self.steps += 1
+                status = self._check(value)
                 if status is not None:
                     self.status = status
                     return status
@@ -147,21 +158,24 @@ class Iteration:
             return self.status
         return None
 
-    def _record(self, value: Optional[float]) -> None:
-        if value is None:
-            raise RuntimeError("the optimizer's step() did not call the closure; torch_gdla needs optimizers that evaluate the loss through step(closure)")
-        if self.steps == len(self._history):
-            self._history = torch.cat([self._history, torch.empty_like(self._history)])
-        self._history[self.steps] = value
-        self.steps += 1
+    def _grow(self, capacity: int) -> None:
+        # The history is a preallocated float64 tensor; writes go through a NumPy view of the
+        # same memory (a tensor __setitem__ costs microseconds per step).
+        size = max(1024, len(self._history))
+        while size < capacity:
+            size *= 2
+        grown = torch.empty(size, dtype=torch.float64)
+        grown[: self.steps] = self._history[: self.steps]
+        self._history = grown
+        self._history_view = grown.numpy()
 
-    def _check(self) -> Optional[Status]:
+    def _check(self, value: float) -> Optional[Status]:
         c = self.criteria
-        value = self._history[self.steps - 1].item()
-        if not math.isfinite(value) or self._nonfinite is not None:
+        if self._nonfinite is not None or not math.isfinite(value):
             bad = value if not math.isfinite(value) else self._nonfinite
-            self.detail = (f"diverged: loss became {bad} at step {self.steps - 1}; lower the learning rate "
-                           f"(the best solution seen, loss {self.best_loss:.3g}, is returned)")
+            kept = (f"the best solution seen, loss {self.best_loss:.3g}, is returned" if math.isfinite(self.best_loss)
+                    else "the starting point is returned")
+            self.detail = f"diverged: loss became {bad} at step {self.steps - 1}; lower the learning rate ({kept})"
             return Status.DIVERGED
         if c.tol and self.best_loss <= c.tol:
             self.detail = f"tol reached: loss {self.best_loss:.3g} <= tol {c.tol:g}"
@@ -177,9 +191,9 @@ class Iteration:
                     self.detail = f"residual_tol reached: residual {residual:.3g} <= residual_tol {c.residual_tol:g}"
                     return Status.RESIDUAL_TOL
         if c.rtol and self.steps > c.rtol_every and (self.steps - 1) % c.rtol_every == 0:
-            previous, current = self._history[self.steps - 1 - c.rtol_every].item(), value
-            scale = max(abs(previous), abs(current))
-            change = abs(previous - current) / scale if scale > 0 else 0.0
+            previous = float(self._history_view[self.steps - 1 - c.rtol_every])
+            scale = max(abs(previous), abs(value))
+            change = abs(previous - value) / scale if scale > 0 else 0.0
             if change < c.rtol:
                 self.detail = f"relative change below rtol: {change:.3g} < {c.rtol:g} over {c.rtol_every} steps"
                 return Status.RTOL
@@ -217,12 +231,27 @@ class Iteration:
                 self.detail = f"max_steps reached: ran all {self.steps} steps (no tolerance was set)"
         self._load(self.best)
         with torch.no_grad():
-            residual = self.problem.residual()
+            residuals = self.problem.residuals().detach()
         return Result(
             solution=self.problem.solution, converged=status.converged, status=status,
             reason=self.detail or status.value, steps=self.steps, evaluations=self.evaluations,
-            loss=self.best_loss, residual=residual, history=self.history,
+            loss=self.best_loss, residual=float(residuals.max()), history=self.history,
+            residuals=residuals, member_converged=self._member_converged(status, residuals),
         )
+
+    @torch.no_grad()
+    def _member_converged(self, status: Status, residuals: Tensor) -> Optional[Tensor]:
+        if residuals.dim() == 0:
+            return None
+        c = self.criteria
+        met = torch.zeros_like(residuals, dtype=torch.bool)
+        if c.tol:
+            met |= self.problem.losses().to(residuals.device) <= c.tol
+        if c.residual_tol:
+            met |= residuals <= c.residual_tol
+        if status is Status.RTOL:
+            met |= True
+        return met
 
     # -- checkpointing --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -238,3 +267,4 @@ class Iteration:
         history = state["history"]
         self._history = torch.empty(max(1024, 2 * len(history)), dtype=torch.float64)
         self._history[: len(history)] = history
+        self._history_view = self._history.numpy()

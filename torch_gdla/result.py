@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import Any, Optional
 
 from torch import Tensor
 
@@ -35,6 +35,10 @@ class Result:
         loss: the loss at ``solution``; ``residual``: ``problem.residual()`` at ``solution``.
         history: the loss at every optimizer step (1-D, length ``steps``).
         metrics: solution-quality metrics of the problem, by name.
+        residuals: ``problem.residuals()`` per batch member (0-d for an unbatched problem).
+        member_converged: per batch member, whether that member meets the run's tolerance
+            (``tol`` on its own loss, or ``residual_tol`` on its own residual); the run stops
+            only when the worst member does.  None for unbatched problems.
     """
 
     solution: Any
@@ -47,6 +51,8 @@ class Result:
     residual: float
     history: Tensor
     metrics: dict[str, float] = field(default_factory=dict)
+    residuals: Optional[Tensor] = None
+    member_converged: Optional[Tensor] = None
 
     def summary(self) -> str:
         lines = [
@@ -58,6 +64,8 @@ class Result:
             f"residual:    {self.residual:.6g}",
         ]
         lines += [f"{name + ':':<12} {value:.6g}" for name, value in self.metrics.items()]
+        if self.member_converged is not None:
+            lines.append(f"members:     {int(self.member_converged.sum())} of {self.member_converged.numel()} converged")
         return "\n".join(lines)
 
     def __repr__(self) -> str:

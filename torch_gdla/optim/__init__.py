@@ -1,4 +1,5 @@
 """torch.optim-style optimizers: param_groups, state, ``step(closure)``."""
 from .conjugate_gradient import ConjugateGradient
+from .staged import Stage, Staged
 
-__all__ = ["ConjugateGradient"]
+__all__ = ["ConjugateGradient", "Stage", "Staged"]

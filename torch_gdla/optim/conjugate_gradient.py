@@ -21,20 +21,28 @@ class ConjugateGradient(Optimizer):
     line search picks the step.  Gradients are exact differences, never loss differences, so
     the method keeps converging where loss values no longer change in floating point.
 
+    With ``batch_dims=b`` (quadratic losses only) the first ``b`` dimensions of every parameter
+    index independent problems whose losses are summed (a batched problem): step lengths and
+    conjugation coefficients are computed per member, so each member runs its own CG,
+    unaffected by its neighbours' scale, and the step involves no host synchronisation.
+
     Args:
         params: parameters (one group).
         quadratic: use the exact step length of a quadratic loss.
-        restart_every: reset the direction to −∇f every this many iterations (default: the
-            number of unknowns).
+        batch_dims: leading dimensions that index independent members (quadratic losses).
+        restart_every: reset the direction to −∇f every this many iterations (default: never
+            for quadratic losses, the number of unknowns otherwise).
         lr: initial step of the line search (non-quadratic losses only).
         max_ls: line-search evaluations per iteration at most (non-quadratic losses only).
     """
 
     def __init__(self, params: Iterable[Any], quadratic: bool = False, restart_every: Optional[int] = None,
-                 lr: float = 1.0, max_ls: int = 25) -> None:
+                 lr: float = 1.0, max_ls: int = 25, batch_dims: int = 0) -> None:
         if lr <= 0:
             raise ValueError(f"lr must be positive; got {lr}")
-        defaults = dict(quadratic=quadratic, restart_every=restart_every, lr=lr, max_ls=max_ls)
+        if batch_dims < 0 or (batch_dims and not quadratic):
+            raise ValueError("batch_dims must be >= 0, and is supported for quadratic losses only")
+        defaults = dict(quadratic=quadratic, restart_every=restart_every, lr=lr, max_ls=max_ls, batch_dims=batch_dims)
         super().__init__(params, defaults)
         if len(self.param_groups) != 1:
             raise ValueError("ConjugateGradient takes one parameter group")
@@ -68,6 +76,63 @@ class ConjugateGradient(Optimizer):
         self._set(x)
         return loss, grad
 
+    # -- quadratic losses: exact step, per batch member, no host synchronisation --------------------
+    def _dot(self, a: list[Tensor], b: list[Tensor]) -> Tensor:
+        bdims = self.param_groups[0]["batch_dims"]
+        total = None
+        for x, y in zip(a, b):
+            term = (x * y).sum(dim=tuple(range(bdims, x.dim()))) if x.dim() > bdims else x * y
+            total = term if total is None else total + term
+        return total
+
+    def _per_member(self, scalar: Tensor, like: Tensor) -> Tensor:
+        bdims = self.param_groups[0]["batch_dims"]
+        return scalar.reshape(scalar.shape + (1,) * (like.dim() - bdims))
+
+    def _grads(self) -> list[Tensor]:
+        return [(p.grad if p.grad is not None else torch.zeros_like(p)).detach().clone() for p in self._params]
+
+    def _quadratic_step(self, closure: Callable[[], Tensor], loss: Tensor) -> Tensor:
+        group = self.param_groups[0]
+        state = self.state[self._params[0]]
+        g = self._grads()
+        k = state.get("k", 0)
+        # Linear CG needs no periodic restart (gradients are recomputed, not recurred, and a
+        # non-descent direction restarts that member); restarting at n would discard the Krylov
+        # space just when rounding makes CG need a few more than n iterations.
+        restart = group["restart_every"]
+        d = [-gi for gi in g]
+        if (not restart or k % restart != 0) and "d" in state:
+            previous_g, previous_d = state["g"], state["d"]
+            denominator = self._dot(previous_g, previous_g)
+            numerator = self._dot(g, [gi - pi for gi, pi in zip(g, previous_g)])
+            beta = torch.where(denominator > 0, numerator / denominator.clamp_min(torch.finfo(denominator.dtype).tiny),
+                               torch.zeros_like(numerator)).clamp_min(0)
+            d = [-gi + self._per_member(beta, gi) * di for gi, di in zip(g, previous_d)]
+            descent = self._dot(g, d) < 0  # else restart that member along -g
+            d = [torch.where(self._per_member(descent, gi), di, -gi) for gi, di in zip(g, d)]
+        state["k"] = k + 1
+        state["g"], state["d"] = g, d
+        gtd = self._dot(g, d)
+        tiny = torch.finfo(gtd.dtype).tiny
+        # Probe far enough that H d is well above the rounding of the gradients: |probe·d| ~ max(1, |x|).
+        x_norm = self._dot([p.detach() for p in self._params], [p.detach() for p in self._params]).sqrt()
+        d_norm = self._dot(d, d).sqrt()
+        probe = torch.where(d_norm > 0, x_norm.clamp_min(1.0) / d_norm.clamp_min(tiny), torch.zeros_like(d_norm))
+        for p, di in zip(self._params, d):
+            p.add_(self._per_member(probe, p) * di)
+        with torch.enable_grad():
+            closure()
+        g_probe = self._grads()
+        for p, di in zip(self._params, d):
+            p.sub_(self._per_member(probe, p) * di)
+        curvature = self._dot(d, [gp - gi for gp, gi in zip(g_probe, g)]) / probe.clamp_min(tiny)
+        # Members that are converged (d = 0) or not convex along d take no step.
+        alpha = torch.where(curvature > 0, -gtd / curvature.clamp_min(tiny), torch.zeros_like(curvature))
+        for p, di in zip(self._params, d):
+            p.add_(self._per_member(alpha, p) * di)
+        return loss
+
     @torch.no_grad()
     def step(self, closure: Optional[Callable[[], Tensor]] = None) -> Tensor:  # type: ignore[override]
         if closure is None:
@@ -76,6 +141,8 @@ class ConjugateGradient(Optimizer):
         state = self.state[self._params[0]]
         with torch.enable_grad():
             loss = closure()
+        if group["quadratic"]:
+            return self._quadratic_step(closure, loss)
         value = float(loss.detach())
         g = self._flat_grad()
         if not math.isfinite(value) or not bool(torch.isfinite(g).all()):
@@ -96,15 +163,6 @@ class ConjugateGradient(Optimizer):
         if gtd == 0.0:  # stationary point
             return loss
         x = self._flat_params()
-        if group["quadratic"]:
-            # Probe far enough that H d is well above the rounding of the gradients.
-            probe = max(1.0, float(x.norm())) / float(d.norm())
-            _, g_probe = self._evaluate_at(closure, x, probe, d)
-            curvature = float(d.dot(g_probe - g)) / probe
-            if curvature > 0:
-                self._add(-gtd / curvature, d)
-                return loss
-            # Non-positive curvature: the loss is not convex along d; fall back to a line search.
         t0 = group["lr"] * (min(1.0, 1.0 / float(g.abs().sum())) if k == 0 else state.get("t0", 1.0))
         _, _, t, _ = _strong_wolfe(
             lambda x_, t_, d_: self._evaluate_at(closure, x_, t_, d_), x, t0, d, value, g, gtd,

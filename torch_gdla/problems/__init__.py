@@ -2,5 +2,6 @@
 from .base import Problem
 from .inverse import MatrixInverse
 from .linear_system import LinearSystem
+from .minimize import Minimize
 
-__all__ = ["Problem", "MatrixInverse", "LinearSystem"]
+__all__ = ["Problem", "MatrixInverse", "LinearSystem", "Minimize"]

@@ -46,6 +46,11 @@ class Problem(nn.Module):
     def residuals(self) -> Tensor:
         raise NotImplementedError
 
+    def losses(self) -> Tensor:
+        """The loss of every batch member (batch shape); ``forward()`` is their sum.
+        Unbatched problems return ``forward()`` itself."""
+        return self.forward().detach()
+
     @torch.no_grad()
     def residual(self) -> float:
         """Relative residual of the current estimate (the worst batch member)."""

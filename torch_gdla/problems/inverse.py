@@ -65,8 +65,15 @@ class MatrixInverse(Problem):
         return errors
 
     def forward(self) -> Tensor:
+        return self._loss(reduce_batch=True)
+
+    @torch.no_grad()
+    def losses(self) -> Tensor:
+        return self._loss(reduce_batch=False)
+
+    def _loss(self, reduce_batch: bool) -> Tensor:
         batch_dims = len(self.batch_shape)
-        losses = [batched_mse(error, batch_dims) for error in self._errors(self.X)]
+        losses = [batched_mse(error, batch_dims, reduce_batch) for error in self._errors(self.X)]
         return losses[0] if len(losses) == 1 else (losses[0] + losses[1]) / 2
 
     @property

@@ -92,6 +92,11 @@ class LinearSystem(Problem):
         difference = self.A @ self._columns(self.x) - self._columns(self.b)
         return batched_mse(difference, len(self.batch_shape))
 
+    @torch.no_grad()
+    def losses(self) -> Tensor:
+        difference = self.A @ self._columns(self.x) - self._columns(self.b)
+        return batched_mse(difference, len(self.batch_shape), reduce_batch=False)
+
     @property
     def solution(self) -> Tensor:
         return self.x.detach()

@@ -1,0 +1,178 @@
+"""Several optimizers over the same parameters, switched by the relative loss change (seed 001)."""
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Optional, Sequence, Union
+
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+
+OptimizerFactory = Callable[[Iterable], Optimizer]
+
+
+@dataclass
+class Stage:
+    """One stage: ``optimizer`` (a callable params -> Optimizer, e.g. ``functools.partial(
+    torch.optim.Adam, lr=0.04)``) runs while the measured relative loss change exceeds ``until``;
+    the last stage has ``until=None`` and runs from then on."""
+
+    optimizer: OptimizerFactory
+    until: Optional[float] = None
+
+
+StageSpec = Union[Stage, tuple, OptimizerFactory]
+
+
+class Staged(Optimizer):
+    """A ``torch.optim.Optimizer`` that runs one of several optimizers on the same parameters.
+
+    Every ``every`` steps the loss of that step is compared with the one measured ``every``
+    steps before: ``change = |l₁ − l₂| / max(|l₁|, |l₂|)``.  Each step is taken by the first
+    stage whose ``until`` is below the latest change (before any measurement: the first stage),
+    else by the last stage — seed 001's ``if change > .1: opt1 elif change > .01: opt2 else opt3``.
+    Each stage keeps its own state (Adam's moments) across switches, as the seed's three
+    optimizers do.
+
+    Args:
+        params: parameters or parameter groups, as for any optimizer; every stage gets the same
+            groups (the same tensors, and any per-group options you set).
+        stages: ``Stage`` objects, ``(factory, until)`` pairs, or a bare factory for the last
+            stage; ``until`` must decrease from stage to stage.  In YAML: a list of
+            ``{optimizer: {class_path: torch.optim.Adam, init_args: {...}}, until: 0.1}``.
+        every: steps between loss measurements (seed 001: 10).
+
+    ``step(closure)`` calls the closure exactly once when the active stage is a first-order
+    optimizer (SGD, Adam, ...); a training loop without a closure passes ``step(loss=loss)``
+    after ``loss.backward()``.  ``state_dict()`` holds the stage, the measurements and every
+    stage's own state, so a run resumes exactly.
+    """
+
+    def __init__(self, params: Iterable[Any], stages: Sequence[StageSpec], every: int = 10) -> None:
+        if isinstance(every, bool) or not isinstance(every, int) or every <= 0:
+            raise ValueError(f"every must be a positive integer (steps between loss measurements); got {every!r}")
+        specs = [_as_stage(spec, i) for i, spec in enumerate(stages)] if isinstance(stages, (list, tuple)) else None
+        if not specs:
+            raise ValueError("stages must be a non-empty list of Stage(optimizer, until) or (optimizer, until) pairs, "
+                             "e.g. [(partial(torch.optim.Adam, lr=0.04), 0.1), partial(torch.optim.Adam, lr=0.04)]")
+        _check_thresholds(specs)
+        super().__init__(params, defaults={})
+        self.every = every
+        self.thresholds = [spec.until for spec in specs]
+        ours = {id(p) for group in self.param_groups for p in group["params"]}
+        self.optimizers: list[Optimizer] = []
+        for i, spec in enumerate(specs):
+            inner = spec.optimizer([dict(group) for group in self.param_groups])
+            if not isinstance(inner, Optimizer):
+                raise TypeError(f"stages[{i}].optimizer must return a torch.optim.Optimizer when called with the "
+                                f"parameters; got {type(inner).__name__}. Pass the class or a functools.partial of it")
+            if {id(p) for group in inner.param_groups for p in group["params"]} != ours:
+                raise ValueError(f"stages[{i}].optimizer must optimise the parameters it is given, not its own")
+            self.optimizers.append(inner)
+        self.stage = 0
+        self.steps = 0
+        self.last_loss: Optional[float] = None
+        self.change = math.inf
+
+    def _choose(self) -> int:
+        for i, threshold in enumerate(self.thresholds[:-1]):
+            if self.change > threshold:
+                return i
+        return len(self.optimizers) - 1
+
+    def step(self, closure: Optional[Callable[[], Tensor]] = None, loss: Optional[Union[Tensor, float]] = None) -> Any:  # type: ignore[override]
+        """One step of the active stage; measures the loss every ``every`` steps and may switch."""
+        if closure is None and loss is None:
+            raise RuntimeError("Staged needs each step's loss to decide when to switch: call step(closure) "
+                               "or, after loss.backward(), step(loss=loss)")
+        self.stage = self._choose()
+        active = self.optimizers[self.stage]
+        first: list[float] = []
+        if closure is not None:
+            def recording() -> Tensor:
+                value = closure()
+                if not first:
+                    first.append(float(value.detach()) if isinstance(value, Tensor) else float(value))
+                return value
+
+            result = active.step(recording)
+        else:
+            result = active.step()
+        value = first[0] if first else float(loss.detach() if isinstance(loss, Tensor) else loss)
+        if self.steps % self.every == 0:
+            if self.last_loss is not None:
+                scale = max(abs(self.last_loss), abs(value))
+                self.change = abs(self.last_loss - value) / scale if scale > 0 else 0.0
+            self.last_loss = value
+        self.steps += 1
+        return result
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state["staged"] = {"stage": self.stage, "steps": self.steps, "last_loss": self.last_loss,
+                           "change": self.change, "every": self.every,
+                           "optimizers": [inner.state_dict() for inner in self.optimizers]}
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        state_dict = dict(state_dict)
+        staged = state_dict.pop("staged", None)
+        if staged is None or len(staged["optimizers"]) != len(self.optimizers):
+            raise ValueError("this state_dict was not saved by a Staged optimizer with the same number of stages")
+        super().load_state_dict(state_dict)
+        for inner, inner_state in zip(self.optimizers, staged["optimizers"]):
+            inner.load_state_dict(inner_state)
+        self.stage, self.steps, self.every = staged["stage"], staged["steps"], staged["every"]
+        self.last_loss, self.change = staged["last_loss"], staged["change"]
+
+    def __repr__(self) -> str:
+        lines = [f"Staged(every={self.every}"]
+        for i, (inner, threshold) in enumerate(zip(self.optimizers, self.thresholds)):
+            until = f"until change <= {threshold:g}" if threshold is not None else "last stage"
+            lines.append(f"  stage {i} ({until}): {type(inner).__name__}({_options(inner)})")
+        return "\n".join(lines) + "\n)"
+
+
+def seed001_stages(lr: float = 0.04) -> list[Stage]:
+    """Seed 001's scheme: Adam betas (.5, .9) until the change is ≤ .1, (.9, .95) until ≤ .01,
+    then (.9, .999); all with learning rate ``lr``."""
+    adam = functools.partial(functools.partial, torch.optim.Adam, lr=lr)
+    return [Stage(adam(betas=(0.5, 0.9)), 0.1), Stage(adam(betas=(0.9, 0.95)), 0.01), Stage(adam(betas=(0.9, 0.999)))]
+
+
+def _as_stage(spec: Any, index: int) -> Stage:
+    if isinstance(spec, Stage):
+        stage = spec
+    elif isinstance(spec, (tuple, list)) and len(spec) == 2:
+        stage = Stage(spec[0], spec[1])
+    elif isinstance(spec, dict) and "optimizer" in spec:
+        stage = Stage(spec["optimizer"], spec.get("until"))
+    elif callable(spec):
+        stage = Stage(spec)
+    else:
+        raise TypeError(f"stages[{index}] must be a Stage(optimizer, until), an (optimizer, until) pair or an "
+                        f"optimizer factory; got {type(spec).__name__}")
+    if not callable(stage.optimizer):
+        raise TypeError(f"stages[{index}].optimizer must be a callable params -> Optimizer, e.g. "
+                        f"functools.partial(torch.optim.Adam, lr=0.04); got {type(stage.optimizer).__name__}")
+    return stage
+
+
+def _check_thresholds(stages: list[Stage]) -> None:
+    *switching, last = stages
+    if last.until is not None:
+        raise ValueError(f"the last stage runs until the end of the run; remove its until={last.until!r}")
+    previous = math.inf
+    for i, stage in enumerate(switching):
+        until = stage.until
+        if until is None or isinstance(until, bool) or not isinstance(until, (int, float)) or not 0 < until < previous:
+            raise ValueError(f"stages[{i}].until must be a number > 0 and below the previous stage's; got {until!r} "
+                             "(stages run from the largest relative change to the smallest)")
+        previous = until
+
+
+def _options(optimizer: Optimizer) -> str:
+    group = optimizer.param_groups[0]
+    return ", ".join(f"{k}={group[k]}" for k in ("lr", "betas", "momentum") if k in group)
