@@ -16,11 +16,13 @@ import sys
 from typing import Any, Optional
 
 import torch
+from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningCLI
 
 from .lightning import SolverModule
 from .matrices import check_writable, save_solution
-from .solve import quiet_lightning
+from .result import Status
+from .solve import interrupt_as_request, quiet_lightning
 
 
 def _interactive() -> bool:
@@ -50,6 +52,10 @@ class GdlaCLI(LightningCLI):
         )
 
     def add_arguments_to_parser(self, parser: Any) -> None:
+        # Periodic checkpoints with a last.ckpt, so `--ckpt_path last` resumes a stopped run
+        # (configurable as `checkpoint:` in a config, or --checkpoint.every_n_train_steps).
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults({"checkpoint.save_last": True, "checkpoint.every_n_train_steps": 1000})
         # Checked while parsing, so a bad extension is a usage error before the run, not after it.
         parser.add_argument("--output", type=_solution_path, default=None,
                             help="after fit, write the solution to this file: .pt, .npy, .csv or .mtx")
@@ -58,10 +64,27 @@ class GdlaCLI(LightningCLI):
         config = self.config.get(self.subcommand) if self.subcommand else self.config
         return config.get("output") if config is not None else None
 
+    def before_fit(self) -> None:
+        # Checkpoints go to <save_dir>/<name>/checkpoints, shared by every version of the
+        # experiment, so `--ckpt_path last` finds the previous run's last.ckpt.
+        logger = self.trainer.logger
+        for callback in self.trainer.checkpoint_callbacks:
+            if getattr(callback, "dirpath", "") is None and logger is not None and logger.save_dir is not None:
+                callback.dirpath = os.path.join(logger.save_dir, str(logger.name or ""), "checkpoints")
+        self._interrupt = interrupt_as_request(self.model)
+        self._interrupt.__enter__()
+
     def after_fit(self) -> None:
+        self._interrupt.__exit__(None, None, None)
         result = self.model.result
         if result is None:
             return
+        if result.status is Status.INTERRUPTED:
+            for callback in self.trainer.checkpoint_callbacks:
+                if getattr(callback, "save_last", False) and callback.dirpath:
+                    path = os.path.join(callback.dirpath, "last.ckpt")
+                    self.trainer.save_checkpoint(path)
+                    print(f"interrupted: state saved to {path}; resume with --ckpt_path last")
         print("\n" + result.summary())
         with torch.no_grad():
             print("solution:")

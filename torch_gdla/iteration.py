@@ -31,6 +31,9 @@ class Criteria:
     residual_tol: stop when ``problem.residual()`` ≤ residual_tol.  ``0`` disables it.
     rtol: stop when |l₁−l₂|/max(l₁,l₂) between losses ``rtol_every`` steps apart < rtol.
     residual_every: how often (steps) the residual is computed when the loss gives no bound on it.
+    stall_steps: with a tolerance set, stop early when the best loss improved by less than one
+        part in a million over this many steps (the run is then explained: singular matrix,
+        precision floor of the dtype, or a stalled optimizer).  ``0`` disables it.
     When tol, residual_tol and rtol are all None, residual_tol defaults to ``DEFAULT_RESIDUAL_TOL``.
     """
 
@@ -39,17 +42,20 @@ class Criteria:
     rtol: Optional[float] = None
     rtol_every: int = 10
     residual_every: int = 10
+    stall_steps: int = 200
 
     def __post_init__(self) -> None:
         for name in ("tol", "residual_tol", "rtol"):
             setattr(self, name, check_tolerance(getattr(self, name), name))
         check_positive_int(self.rtol_every, "rtol_every")
         check_positive_int(self.residual_every, "residual_every")
+        if isinstance(self.stall_steps, bool) or not isinstance(self.stall_steps, int) or self.stall_steps < 0:
+            raise ValueError(f"stall_steps must be an integer >= 0; got {self.stall_steps!r}")
 
     def resolved(self, dtype: torch.dtype) -> "Criteria":
         if self.tol is None and self.residual_tol is None and self.rtol is None:
-            return Criteria(residual_tol=DEFAULT_RESIDUAL_TOL.get(dtype, 1e-5), rtol_every=self.rtol_every,
-                            residual_every=self.residual_every)
+            return Criteria(residual_tol=DEFAULT_RESIDUAL_TOL.get(dtype, 1e-4), rtol_every=self.rtol_every,
+                            residual_every=self.residual_every, stall_steps=self.stall_steps)
         return self
 
     @property
@@ -105,6 +111,8 @@ class Iteration:
         self.best = [p.detach().clone() for p in self.params]  # the start, until something beats it
         self._history = torch.empty(1024, dtype=torch.float64)
         self._history_view = self._history.numpy()
+        self._best_history = self._history_view.copy()  # best loss after each step, for stall checks
+        self.interrupt_requested = False  # set by a signal handler: stop cleanly after this step
         self._step_loss: Optional[float] = None
         self._nonfinite: Optional[float] = None
         self.status: Optional[Status] = None
@@ -147,6 +155,7 @@ class Iteration:
                     raise RuntimeError("the optimizer's step() did not call the closure; torch_gdla needs optimizers "
                                        "that evaluate the loss through step(closure)")
                 history[self.steps] = value
+                self._best_history[self.steps] = self.best_loss
                 self.steps += 1
                 status = self._check(value)
                 if status is not None:
@@ -168,6 +177,9 @@ class Iteration:
         grown[: self.steps] = self._history[: self.steps]
         self._history = grown
         self._history_view = grown.numpy()
+        best = self._best_history
+        self._best_history = self._history_view.copy()
+        self._best_history[: self.steps] = best[: self.steps]
 
     def _check(self, value: float) -> Optional[Status]:
         c = self.criteria
@@ -190,6 +202,13 @@ class Iteration:
                 if residual <= c.residual_tol:
                     self.detail = f"residual_tol reached: residual {residual:.3g} <= residual_tol {c.residual_tol:g}"
                     return Status.RESIDUAL_TOL
+        if self.interrupt_requested:
+            self.detail = f"interrupted at step {self.steps}; the best solution so far is returned"
+            return Status.INTERRUPTED
+        if c.stall_steps and c.any_active and self.steps > c.stall_steps and self.steps % 10 == 0:
+            earlier = float(self._best_history[self.steps - 1 - c.stall_steps])
+            if earlier - self.best_loss <= 1e-6 * abs(earlier):
+                return self._explain_stall()
         if c.rtol and self.steps > c.rtol_every and (self.steps - 1) % c.rtol_every == 0:
             previous = float(self._history_view[self.steps - 1 - c.rtol_every])
             scale = max(abs(previous), abs(value))
@@ -198,6 +217,30 @@ class Iteration:
                 self.detail = f"relative change below rtol: {change:.3g} < {c.rtol:g} over {c.rtol_every} steps"
                 return Status.RTOL
         return None
+
+    def _explain_stall(self) -> Status:
+        """The loss stopped improving before any tolerance held: say why, and what to do."""
+        dtype = self.problem.dtype
+        eps = torch.finfo(dtype).eps
+        cond = self.problem.condition_number() if self.problem.needs_nonsingular or self.criteria.residual_tol else None
+        residual = self.best_residual()
+        dtype_name = str(dtype).replace("torch.", "")
+        if self.problem.needs_nonsingular and cond is not None and (cond != cond or cond * eps > 1e-2):
+            self.detail = (f"matrix looks singular: estimated condition number {cond:.3g} (1/eps of {dtype_name} is "
+                           f"{1 / eps:.3g}); the loss plateaus at {self.best_loss:.3g} while the gradient vanishes. "
+                           "No exact solution exists: use gdla.LinearSystem for the least-squares (minimum-norm) "
+                           "answer, or regularise")
+            return Status.SINGULAR
+        floor = eps * (cond if cond is not None and cond == cond else 1.0)
+        if residual <= max(100 * floor, 10 * eps):
+            target = self.criteria.residual_tol or self.criteria.tol
+            self.detail = (f"tolerance below what {dtype_name} can reach: the residual stalls at {residual:.3g} "
+                           f"(precision floor about eps {eps:.2g} x condition number {cond if cond else 1:.3g} = {floor:.2g}); "
+                           f"use float64 or a tolerance above the floor (asked: {target:g})")
+            return Status.PRECISION
+        self.detail = (f"stalled: the loss stopped decreasing at {self.best_loss:.3g} (residual {residual:.3g}) "
+                       f"over the last {self.criteria.stall_steps} steps; change the optimizer or its learning rate")
+        return Status.STALLED
 
     # -- the best point ----------------------------------------------------------------------------
     @torch.no_grad()
@@ -223,7 +266,9 @@ class Iteration:
         """End the run: load the best point into the problem and describe the outcome."""
         status = status or self.status or Status.MAX_STEPS
         self.status = status
-        if status is Status.MAX_STEPS:
+        if status is Status.MAX_STEPS and self.criteria.any_active and self._stalled_at_end():
+            status = self._explain_stall()
+        elif status is Status.MAX_STEPS:
             if self.criteria.any_active:
                 self.detail = (f"max_steps reached: increase max_steps (now {max_steps or self.steps}) or change optimizer; "
                                f"best loss {self.best_loss:.3g}")
@@ -238,6 +283,14 @@ class Iteration:
             loss=self.best_loss, residual=float(residuals.max()), history=self.history,
             residuals=residuals, member_converged=self._member_converged(status, residuals),
         )
+
+    def _stalled_at_end(self) -> bool:
+        # The last tenth of the run (at least 50 steps) improved the best loss by less than 1 %.
+        window = max(50, self.steps // 10)
+        if self.steps <= window or not math.isfinite(self.best_loss):
+            return False
+        earlier = float(self._best_history[self.steps - 1 - window])
+        return earlier - self.best_loss <= 1e-2 * abs(earlier)
 
     @torch.no_grad()
     def _member_converged(self, status: Status, residuals: Tensor) -> Optional[Tensor]:
@@ -268,3 +321,5 @@ class Iteration:
         self._history = torch.empty(max(1024, 2 * len(history)), dtype=torch.float64)
         self._history[: len(history)] = history
         self._history_view = self._history.numpy()
+        self._best_history = self._history_view.copy()
+        self._best_history[: len(history)] = torch.cummin(history, 0).values.numpy()

@@ -39,7 +39,8 @@ class SolverModule(pl.LightningModule):
         problem: the problem to solve (its parameters are the unknown).
         optimizer: callable taking the parameters and returning a ``torch.optim.Optimizer``
             (a ``functools.partial``, or LightningCLI's optimizer callable); None = library default.
-        tol, residual_tol, rtol, rtol_every, residual_every: see :class:`~torch_gdla.iteration.Criteria`.
+        tol, residual_tol, rtol, rtol_every, residual_every, stall_steps: see
+            :class:`~torch_gdla.iteration.Criteria`.
         steps_per_block: optimizer steps per Lightning ``training_step`` (and per log row).
         reference_metrics: also log metrics against the direct ``torch.linalg`` answer
             (costs one direct solve, done once).
@@ -59,6 +60,7 @@ class SolverModule(pl.LightningModule):
         rtol: Optional[float] = None,
         rtol_every: int = 10,
         residual_every: int = 10,
+        stall_steps: int = 200,
         steps_per_block: int = 100,
         reference_metrics: bool = False,
         direct_steps: bool = True,
@@ -75,7 +77,7 @@ class SolverModule(pl.LightningModule):
         self.problem = problem
         self.optimizer_factory = optimizer
         self.criteria = Criteria(tol=tol, residual_tol=residual_tol, rtol=rtol, rtol_every=rtol_every,
-                                 residual_every=residual_every)
+                                 residual_every=residual_every, stall_steps=stall_steps)
         if isinstance(steps_per_block, bool) or not isinstance(steps_per_block, int) or steps_per_block <= 0:
             raise ValueError(f"steps_per_block must be a positive integer; got {steps_per_block!r}")
         self.steps_per_block = steps_per_block
@@ -174,6 +176,11 @@ class SolverModule(pl.LightningModule):
         if self.result is None and self.iteration is not None:
             self.result = self.iteration.finish(status, max_steps=self.trainer.max_steps)
             self.result.metrics = {k: v for k, v in self._quality().items() if k != "residual"}
+
+    def request_interrupt(self) -> None:
+        """Stop after the current optimizer step with reason "interrupted" (what Ctrl-C does in solve())."""
+        if self.iteration is not None:
+            self.iteration.interrupt_requested = True
 
     def on_train_end(self) -> None:
         # The Trainer stopped on its own (max_steps, max_time, a callback): the result still comes out.

@@ -17,6 +17,9 @@ class Status(str, Enum):
     MAX_STEPS = "max_steps reached"
     DIVERGED = "diverged"
     INTERRUPTED = "interrupted"
+    STALLED = "stalled"
+    SINGULAR = "matrix looks singular"
+    PRECISION = "tolerance below the dtype's precision floor"
 
     @property
     def converged(self) -> bool:

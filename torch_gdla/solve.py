@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
+import threading
 import warnings
 from typing import Any, Callable, Iterator, Optional, Sequence
 
@@ -33,6 +35,27 @@ def quiet_lightning(enabled: bool = True) -> Iterator[None]:
             lg.setLevel(level)
 
 
+@contextlib.contextmanager
+def interrupt_as_request(module: Any) -> Iterator[None]:
+    """Ctrl-C asks the run to stop after the current step (reason "interrupted", best solution
+    kept) instead of unwinding through Lightning, which would exit the process.  A second
+    Ctrl-C interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGINT, previous if callable(previous) else signal.default_int_handler)
+        module.request_interrupt()
+
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def solve(
     problem: Problem,
     optimizer: Optional[Callable[..., Any]] = None,
@@ -42,6 +65,7 @@ def solve(
     rtol: Optional[float] = None,
     rtol_every: int = 10,
     residual_every: int = 10,
+    stall_steps: int = 200,
     max_steps: int = 10_000,
     steps_per_block: int = 100,
     reference_metrics: bool = False,
@@ -63,7 +87,10 @@ def solve(
         residual_tol: stop when ``problem.residual()`` ≤ residual_tol.
         rtol: stop when the relative loss change over ``rtol_every`` steps < rtol (seed 001's rule).
             With none of tol/residual_tol/rtol, residual_tol defaults to 1e-4 (float32) / 1e-8 (float64).
-        max_steps: optimizer steps at most.
+        stall_steps: with a tolerance set, stop early (and say why: singular matrix, precision
+            floor, stalled optimizer) when the best loss has not improved for this many steps.
+        max_steps: optimizer steps at most.  Ctrl-C stops after the current step and returns the
+            best solution so far with reason "interrupted".
         steps_per_block: optimizer steps per Lightning training_step (and per logged row).
         reference_metrics: add metrics against the direct torch.linalg answer to ``result.metrics``.
         accelerator, devices, precision: as for ``pytorch_lightning.Trainer``; by default the
@@ -80,7 +107,8 @@ def solve(
     from .lightning import SolverModule
 
     module = SolverModule(problem, optimizer=optimizer, tol=tol, residual_tol=residual_tol, rtol=rtol,
-                          rtol_every=rtol_every, residual_every=residual_every, steps_per_block=steps_per_block,
+                          rtol_every=rtol_every, residual_every=residual_every, stall_steps=stall_steps,
+                          steps_per_block=steps_per_block,
                           reference_metrics=reference_metrics)
     device = problem.device
     if accelerator is None:
@@ -98,7 +126,8 @@ def solve(
     settings.update(trainer_kwargs)
     with quiet_lightning(not verbose):
         trainer = pl.Trainer(**settings)
-        trainer.fit(module)
+        with interrupt_as_request(module):
+            trainer.fit(module)
     if module.result is None:  # pragma: no cover - fit ended before any step (e.g. max_time=0)
         raise RuntimeError("the run ended before any optimizer step was taken")
     return module.result

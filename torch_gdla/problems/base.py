@@ -60,6 +60,16 @@ class Problem(nn.Module):
         """An upper bound on ``residual()`` given the loss value, or None if the loss does not bound it."""
         return None
 
+    def condition_number(self) -> Optional[float]:
+        """The 2-norm condition number that limits the attainable accuracy (worst member), or
+        None when it does not apply.  Called only to explain a run that stalled."""
+        return None
+
+    @property
+    def needs_nonsingular(self) -> bool:
+        """True when a (numerically) singular matrix makes the problem unsolvable to tolerance."""
+        return False
+
     def reference(self) -> Any:
         """The answer of a direct ``torch.linalg`` solver, for comparison (costs a direct solve)."""
         raise NotImplementedError(f"{type(self).__name__} has no direct reference solution")

@@ -95,3 +95,11 @@ class MatrixInverse(Problem):
 
     def reference(self) -> Tensor:
         return torch.linalg.inv(self.M)
+
+    @torch.no_grad()
+    def condition_number(self) -> Optional[float]:
+        return float(torch.linalg.cond(self.M).max())
+
+    @property
+    def needs_nonsingular(self) -> bool:
+        return True

@@ -121,6 +121,16 @@ class LinearSystem(Problem):
         k = 1 if self.vector_rhs else self.b.shape[-1]
         return math.sqrt(max(loss, 0.0) * m * k) / smallest
 
+    @torch.no_grad()
+    def condition_number(self) -> Optional[float]:
+        # Least squares works on AᵀA: its condition is cond(A)².
+        cond = float(torch.linalg.cond(self.A).max())
+        return cond * cond if self.least_squares else cond
+
+    @property
+    def needs_nonsingular(self) -> bool:
+        return not self.least_squares
+
     def reference(self) -> Tensor:
         """``solve(A, b)`` for square A, else the minimum-norm least-squares ``pinv(A) @ b``."""
         if not self.least_squares:

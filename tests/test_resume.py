@@ -1,0 +1,69 @@
+"""Interruption and resume: a stopped run resumes from its checkpoint with optimizer state and
+reaches the uninterrupted run's solution; Ctrl-C in solve() returns the best point so far."""
+import functools
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+
+import torch_gdla as gdla
+from torch_gdla.cli import GdlaCLI
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+class CrashAfter:
+    """A callback that kills the run after `steps` optimizer steps, like a machine going down."""
+
+    def __new__(cls, steps):
+        import pytorch_lightning as pl
+
+        class _Crash(pl.Callback):
+            def on_train_batch_end(self, trainer, *args):
+                if trainer.global_step >= steps:
+                    raise RuntimeError("simulated crash")
+
+        return _Crash()
+
+
+def cli(tmp_path, *extra, callbacks=None):
+    args = ["fit", "--config", str(CONFIGS / "inverse_random.yaml"), "--trainer.max_steps", "1000",
+            "--trainer.logger.init_args.save_dir", str(tmp_path), "--trainer.enable_progress_bar", "false",
+            "--checkpoint.every_n_train_steps", "300", *extra]
+    return GdlaCLI(args=args, trainer_defaults={"callbacks": list(callbacks or [])})
+
+
+def test_resume_after_crash_matches_uninterrupted_run(tmp_path):
+    # SGD with momentum: resuming needs the optimizer state (momentum buffers), not only X.
+    full = cli(tmp_path / "full").model.result
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        cli(tmp_path / "crash", callbacks=[CrashAfter(700)])
+    last = tmp_path / "crash" / "inverse_random" / "checkpoints" / "last.ckpt"
+    assert last.exists()
+    assert torch.load(last, weights_only=False)["global_step"] == 600
+    resumed = cli(tmp_path / "crash", "--ckpt_path", "last").model.result
+    assert resumed.steps == full.steps == 1000
+    assert torch.equal(resumed.history, full.history)
+    assert torch.equal(resumed.solution, full.solution)
+
+
+def test_ctrl_c_in_solve_returns_best_so_far(M1):
+    class InterruptedAt(gdla.MatrixInverse):
+        evaluations = 0
+
+        def forward(self):
+            InterruptedAt.evaluations += 1
+            if InterruptedAt.evaluations == 120:
+                os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C sends
+            return super().forward()
+
+    handler = signal.getsignal(signal.SIGINT)
+    result = gdla.solve(InterruptedAt(M1), optimizer=functools.partial(torch.optim.SGD, lr=0.9, momentum=0.9),
+                        tol=0, max_steps=10_000)
+    assert result.status is gdla.Status.INTERRUPTED and not result.converged
+    assert result.reason.startswith("interrupted at step 120")
+    assert result.steps == 120 and len(result.history) == 120
+    assert result.loss == pytest.approx(result.history.min().item())
+    assert signal.getsignal(signal.SIGINT) is handler  # the user's handler is back
