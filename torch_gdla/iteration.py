@@ -113,6 +113,8 @@ class Iteration:
         self._history_view = self._history.numpy()
         self._best_history = self._history_view.copy()  # best loss after each step, for stall checks
         self.interrupt_requested = False  # set by a signal handler: stop cleanly after this step
+        self.track_best = not problem.stochastic
+        self._batch: Any = None
         self._step_loss: Optional[float] = None
         self._nonfinite: Optional[float] = None
         self.status: Optional[Status] = None
@@ -121,13 +123,18 @@ class Iteration:
     # -- one evaluation -------------------------------------------------------------------
     def closure(self) -> Tensor:
         self.optimizer.zero_grad()
-        loss = self.problem()
+        loss = self.problem() if self._batch is None else self.problem(self._batch)
         self.backward(loss)
         value = loss.item()
         self.evaluations += 1
         if self._step_loss is None:
             self._step_loss = value
-        if value < self.best_loss:
+        if not self.track_best:
+            if value == value and value not in (math.inf, -math.inf):
+                self.best_loss = min(self.best_loss, value)
+            elif self._nonfinite is None:
+                self._nonfinite = value
+        elif value < self.best_loss:
             self.best_loss = value
             for saved, p in zip(self.best, self.params):
                 saved.copy_(p.detach())
@@ -137,10 +144,13 @@ class Iteration:
         return loss
 
     # -- a block of steps ----------------------------------------------------------------------
-    def run(self, n_steps: int, step: Optional[Callable[[Callable[[], Tensor]], Any]] = None) -> Optional[Status]:
-        """Take up to ``n_steps`` optimizer steps; return a Status as soon as one stopping rule fires."""
+    def run(self, n_steps: int, step: Optional[Callable[[Callable[[], Tensor]], Any]] = None,
+            batch: Any = None) -> Optional[Status]:
+        """Take up to ``n_steps`` optimizer steps (on ``batch`` for a data-driven problem); return
+        a Status as soon as one stopping rule fires."""
         if self.status is not None:
             return self.status
+        self._batch = batch
         step = step or self.optimizer.step
         if self.steps + n_steps > len(self._history):
             self._grow(self.steps + n_steps)
@@ -205,7 +215,7 @@ class Iteration:
         if self.interrupt_requested:
             self.detail = f"interrupted at step {self.steps}; the best solution so far is returned"
             return Status.INTERRUPTED
-        if c.stall_steps and c.any_active and self.steps > c.stall_steps and self.steps % 10 == 0:
+        if self.track_best and c.stall_steps and c.any_active and self.steps > c.stall_steps and self.steps % 10 == 0:
             earlier = float(self._best_history[self.steps - 1 - c.stall_steps])
             if earlier - self.best_loss <= 1e-6 * abs(earlier):
                 return self._explain_stall()
@@ -246,6 +256,8 @@ class Iteration:
     @torch.no_grad()
     def best_residual(self) -> float:
         """``problem.residual()`` at the best point, without disturbing the optimizer's iterate."""
+        if not self.track_best:
+            return self.problem.residual()
         current = [p.detach().clone() for p in self.params]
         self._load(self.best)
         try:
@@ -266,7 +278,7 @@ class Iteration:
         """End the run: load the best point into the problem and describe the outcome."""
         status = status or self.status or Status.MAX_STEPS
         self.status = status
-        if status is Status.MAX_STEPS and self.criteria.any_active and self._stalled_at_end():
+        if status is Status.MAX_STEPS and self.track_best and self.criteria.any_active and self._stalled_at_end():
             status = self._explain_stall()
         elif status is Status.MAX_STEPS:
             if self.criteria.any_active:
@@ -274,13 +286,18 @@ class Iteration:
                                f"best loss {self.best_loss:.3g}")
             else:
                 self.detail = f"max_steps reached: ran all {self.steps} steps (no tolerance was set)"
-        self._load(self.best)
+        if self.track_best:
+            self._load(self.best)
+            loss = self.best_loss
+        else:  # stochastic: the last iterate, and the mean loss of the last batches
+            recent = self.history[-50:]
+            loss = float(recent.mean()) if len(recent) else math.nan
         with torch.no_grad():
             residuals = self.problem.residuals().detach()
         return Result(
             solution=self.problem.solution, converged=status.converged, status=status,
             reason=self.detail or status.value, steps=self.steps, evaluations=self.evaluations,
-            loss=self.best_loss, residual=float(residuals.max()), history=self.history,
+            loss=loss, residual=float(residuals.max()), history=self.history,
             residuals=residuals, member_converged=self._member_converged(status, residuals),
         )
 

@@ -41,7 +41,8 @@ class SolverModule(pl.LightningModule):
             (a ``functools.partial``, or LightningCLI's optimizer callable); None = library default.
         tol, residual_tol, rtol, rtol_every, residual_every, stall_steps: see
             :class:`~torch_gdla.iteration.Criteria`.
-        steps_per_block: optimizer steps per Lightning ``training_step`` (and per log row).
+        steps_per_block: optimizer steps per Lightning ``training_step`` (and per log row); for a
+            data-driven problem (one step per batch), batches per log row.
         reference_metrics: also log metrics against the direct ``torch.linalg`` answer
             (costs one direct solve, done once).
         direct_steps: with plain 32/64-bit precision and a standard strategy, step the raw
@@ -94,13 +95,18 @@ class SolverModule(pl.LightningModule):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return build_optimizer(self.optimizer_factory, self.problem)
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> Any:
+        # Data-driven problems bring their own rows (unless fit() is given a datamodule);
+        # the others get an endless stream of empty batches, one per block of steps.
+        if self.problem.uses_data:
+            return self.problem.train_dataloader()
         return DataLoader(_NoData(), batch_size=None)
 
     def on_fit_start(self) -> None:
         trainer = self.trainer
         timed = any(isinstance(cb, pl.callbacks.Timer) and cb._duration is not None for cb in trainer.callbacks)
-        if (trainer.max_steps is None or trainer.max_steps < 0) and not timed:
+        # A data-driven problem's epochs end; a data-free one's single epoch never does.
+        if (trainer.max_steps is None or trainer.max_steps < 0) and not timed and not self.problem.uses_data:
                 raise ValueError(
                     "Trainer(max_steps=...) is required: a solver has no dataset and no epochs, so without max_steps "
                     "(or max_time) a run that never meets its tolerance would never end"
@@ -132,23 +138,27 @@ class SolverModule(pl.LightningModule):
         return (self.direct_steps and type(trainer.precision_plugin) is Precision
                 and type(trainer.strategy).optimizer_step is Strategy.optimizer_step)
 
-    def training_step(self, batch: Tensor, batch_idx: int) -> None:
+    def training_step(self, batch: Any, batch_idx: int) -> None:
         iteration = self.iteration
         budget = self._budget()
         status = None
+        data = batch if self.problem.uses_data else None
+        if data is not None:
+            budget = min(budget, 1)  # one optimizer step per batch of rows
         if budget > 0:
             if self._direct:
                 before = iteration.steps
                 try:
-                    status = iteration.run(budget, iteration.optimizer.step)
+                    status = iteration.run(budget, iteration.optimizer.step, batch=data)
                 finally:
                     progress = self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
                     for _ in range(iteration.steps - before):
                         progress.increment_ready()
                         progress.increment_completed()
             else:
-                status = iteration.run(budget, self.optimizers().step)
-        self.log_dict(self._log_values(), on_step=True, prog_bar=True, batch_size=1)
+                status = iteration.run(budget, self.optimizers().step, batch=data)
+        if data is None or batch_idx % self.steps_per_block == 0:
+            self.log_dict(self._log_values(), on_step=True, prog_bar=True, batch_size=1)
         max_steps = self.trainer.max_steps
         if status is None and max_steps is not None and 0 <= max_steps <= iteration.steps:
             status = Status.MAX_STEPS

@@ -74,6 +74,7 @@ def solve(
     precision: Any = None,
     logger: Any = False,
     callbacks: Optional[Sequence[Any]] = None,
+    datamodule: Any = None,
     verbose: bool = False,
     **trainer_kwargs: Any,
 ) -> Result:
@@ -96,6 +97,7 @@ def solve(
         accelerator, devices, precision: as for ``pytorch_lightning.Trainer``; by default the
             problem's own device, one device, the problem's own dtype.
         logger: a Lightning logger (or True for the default); False logs nothing.
+        datamodule: rows for a data-driven problem (``problem.uses_data``), instead of its own loader.
         verbose: show Lightning's progress bar and messages.
         **trainer_kwargs: passed to ``pytorch_lightning.Trainer``.
     """
@@ -127,7 +129,7 @@ def solve(
     with quiet_lightning(not verbose):
         trainer = pl.Trainer(**settings)
         with interrupt_as_request(module):
-            trainer.fit(module)
+            trainer.fit(module, datamodule=datamodule)
     if module.result is None:  # pragma: no cover - fit ended before any step (e.g. max_time=0)
         raise RuntimeError("the run ended before any optimizer step was taken")
     return module.result

@@ -34,6 +34,12 @@ class Problem(nn.Module):
     """
 
     quadratic: bool = False
+    # A data-driven problem's forward(batch) is the loss of one batch of rows from a DataLoader
+    # (its own ``train_dataloader()`` or a datamodule's); one optimizer step is taken per batch.
+    uses_data: bool = False
+    # Stochastic losses (mini-batches): a low loss on one batch proves nothing, so the solution is
+    # the last iterate rather than the best-loss point, and no stall is inferred from the noise.
+    stochastic: bool = False
 
     @property
     def batch_shape(self) -> torch.Size:
@@ -55,6 +61,10 @@ class Problem(nn.Module):
     def residual(self) -> float:
         """Relative residual of the current estimate (the worst batch member)."""
         return float(self.residuals().max())
+
+    def train_dataloader(self) -> Any:
+        """The DataLoader of a data-driven problem (``uses_data``), unless a datamodule is given."""
+        raise NotImplementedError(f"{type(self).__name__} reads no data; pass a datamodule to fit")
 
     def residual_bound(self, loss: float) -> Optional[float]:
         """An upper bound on ``residual()`` given the loss value, or None if the loss does not bound it."""
