@@ -137,7 +137,7 @@ def test_compare_file_errors_name_the_key(tmp_path):
 
 def fit(tmp_path, *extra):
     return GdlaCLI(args=["fit", "--config", str(CONFIGS / "inverse_random.yaml"), "--trainer.max_steps", "20",
-                         "--trainer.logger", "false", "--checkpoint.save_top_k", "0", "--checkpoint.save_last", "false",
+                         "--trainer.logger", "false", "--trainer.enable_checkpointing", "false",
                          "--trainer.default_root_dir", str(tmp_path), *extra])  # config.yaml goes there
 
 

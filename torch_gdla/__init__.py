@@ -11,7 +11,8 @@ from typing import Any
 from . import functions, matrices, optim
 from .derivative import derivative, gradient
 from .iteration import Criteria, Iteration
-from .problems import LinearSystem, MatrixInverse, Problem
+from .problems import SVD, LinearSystem, MatrixInverse, Problem
+from .problems.streamed import StreamedLeastSquares
 from .problems.minimize import Minimize
 from .result import Result, Status
 from .solve import solve
@@ -19,9 +20,10 @@ from .solve import solve
 __version__ = "0.1.0"
 
 __all__ = [
-    "Criteria", "Iteration", "LinearSystem", "MatrixInverse", "Problem", "Result", "SolverModule",
+    "Criteria", "Iteration", "LinearSystem", "SVD", "MatrixInverse", "Problem", "Result", "SolverModule",
     "Status", "matrices", "metrics", "optim", "solve",
     "Minimize", "derivative", "functions", "gradient",
+    "StreamedLeastSquares", "sharding",
 ]
 
 _LAZY = {"SolverModule": ("torch_gdla.lightning", "SolverModule"), "metrics": ("torch_gdla.metrics", None)}

@@ -64,6 +64,13 @@ class GdlaCLI(LightningCLI):
         config = self.config.get(self.subcommand) if self.subcommand else self.config
         return config.get("output") if config is not None else None
 
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
+        # `enable_checkpointing: false` in a config means no checkpoints: drop the forced one
+        # rather than let Lightning refuse the combination.
+        if config.get("enable_checkpointing") is False:
+            callbacks = [cb for cb in callbacks if not isinstance(cb, ModelCheckpoint)]
+        return super()._instantiate_trainer(config, callbacks)
+
     def before_fit(self) -> None:
         # Checkpoints go to <save_dir>/<name>/checkpoints, shared by every version of the
         # experiment, so `--ckpt_path last` finds the previous run's last.ckpt.

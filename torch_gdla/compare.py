@@ -142,7 +142,7 @@ def fit_arguments(run: Run, save_dir: Path) -> list[str]:
     """The ``fit`` command line of one run."""
     logger = {"class_path": "pytorch_lightning.loggers.CSVLogger", "init_args": {"save_dir": str(save_dir), "name": run.name}}
     return ["fit", "--config", str(run.config), *(_argument(k, v) for k, v in run.overrides.items()),
-            _argument("trainer.logger", logger), "--checkpoint.save_top_k=0", "--checkpoint.save_last=false",
+            _argument("trainer.logger", logger), "--trainer.enable_checkpointing=false",
             "--trainer.enable_progress_bar=false"]
 
 

@@ -200,7 +200,7 @@ class Iteration:
             self.detail = f"diverged: loss became {bad} at step {self.steps - 1}; lower the learning rate ({kept})"
             return Status.DIVERGED
         if c.tol and self.best_loss <= c.tol:
-            self.detail = f"tol reached: loss {self.best_loss:.3g} <= tol {c.tol:g}"
+            self.detail = f"tol reached: loss {self.best_loss:.10g} <= tol {c.tol:.10g}"
             return Status.TOL
         if c.residual_tol:
             bound = self.problem.residual_bound(self.best_loss)
