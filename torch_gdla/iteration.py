@@ -66,7 +66,7 @@ class Criteria:
 def build_optimizer(factory: Optional[Callable[..., Any]], problem: Problem) -> torch.optim.Optimizer:
     """Call the user's optimizer factory on the problem's parameters, checking what comes back."""
     if factory is None:
-        return default_optimizer(problem)
+        return problem.default_optimizer()
     if not callable(factory):
         raise TypeError(
             f"optimizer must be a callable taking the parameters, e.g. functools.partial(torch.optim.SGD, lr=0.1); "
@@ -82,12 +82,10 @@ def build_optimizer(factory: Optional[Callable[..., Any]], problem: Problem) -> 
 
 
 def default_optimizer(problem: Problem) -> torch.optim.Optimizer:
-    """The library default: conjugate gradient, with the exact step of a quadratic loss when
-    the problem declares one (no learning rate to tune either way)."""
-    from .optim import ConjugateGradient
-
-    batch_dims = len(problem.batch_shape) if problem.quadratic else 0
-    return ConjugateGradient(problem.parameters(), quadratic=problem.quadratic, batch_dims=batch_dims)
+    """The library default, what ``Problem.default_optimizer()`` returns unless a problem knows
+    better: conjugate gradient, with the exact step of a quadratic loss when the problem
+    declares one (no learning rate to tune either way)."""
+    return problem.default_optimizer()
 
 
 class Iteration:
@@ -114,6 +112,8 @@ class Iteration:
         self._best_history = self._history_view.copy()  # best loss after each step, for stall checks
         self.interrupt_requested = False  # set by a signal handler: stop cleanly after this step
         self.track_best = not problem.stochastic
+        self._tie = 8 * torch.finfo(problem.dtype).eps
+        self._residual_checks: list[tuple[int, float]] = []  # (step, residual) at stall checks
         self._batch: Any = None
         self._step_loss: Optional[float] = None
         self._nonfinite: Optional[float] = None
@@ -134,8 +134,11 @@ class Iteration:
                 self.best_loss = min(self.best_loss, value)
             elif self._nonfinite is None:
                 self._nonfinite = value
-        elif value < self.best_loss:
-            self.best_loss = value
+        elif value <= self.best_loss + self._tie * abs(self.best_loss):
+            # A loss within a few ulps of the best is a tie that rounding cannot break; near a
+            # non-zero minimum (least squares) every later iterate ties, and the later one of a
+            # convergent method is the better answer, so ties move the best point forward.
+            self.best_loss = min(self.best_loss, value)
             for saved, p in zip(self.best, self.params):
                 saved.copy_(p.detach())
         elif value != value or value in (math.inf, -math.inf):
@@ -217,7 +220,7 @@ class Iteration:
             return Status.INTERRUPTED
         if self.track_best and c.stall_steps and c.any_active and self.steps > c.stall_steps and self.steps % 10 == 0:
             earlier = float(self._best_history[self.steps - 1 - c.stall_steps])
-            if earlier - self.best_loss <= 1e-6 * abs(earlier):
+            if earlier - self.best_loss <= 1e-6 * abs(earlier) and self._residual_stalled():
                 return self._explain_stall()
         if c.rtol and self.steps > c.rtol_every and (self.steps - 1) % c.rtol_every == 0:
             previous = float(self._history_view[self.steps - 1 - c.rtol_every])
@@ -227,6 +230,22 @@ class Iteration:
                 self.detail = f"relative change below rtol: {change:.3g} < {c.rtol:g} over {c.rtol_every} steps"
                 return Status.RTOL
         return None
+
+    def _residual_stalled(self) -> bool:
+        """With residual_tol set, a flat loss is not enough: when the minimum loss is not zero
+        (least squares, an energy loss) the loss changes like the residual squared while the
+        residual still falls (slowly and not monotonically, for CG on an ill-conditioned
+        problem, with plateaus of O(√κ) steps).  Stalled = the smallest residual checked fell by
+        less than 1 % over the last half of the run (at least stall_steps steps); at a real stall
+        (singular matrix, precision floor) it does not move at all."""
+        if not self.criteria.residual_tol:
+            return True
+        self._residual_checks.append((self.steps, self.best_residual()))
+        window = max(self.criteria.stall_steps, self.steps // 2)
+        before = [r for step, r in self._residual_checks if step <= self.steps - window]
+        if not before:
+            return False
+        return min(r for _, r in self._residual_checks) > 0.99 * min(before)
 
     def _explain_stall(self) -> Status:
         """The loss stopped improving before any tolerance held: say why, and what to do."""

@@ -62,6 +62,15 @@ class Problem(nn.Module):
         """Relative residual of the current estimate (the worst batch member)."""
         return float(self.residuals().max())
 
+    def default_optimizer(self) -> torch.optim.Optimizer:
+        """What ``solve(problem)`` uses when no optimizer is given.  The base choice is conjugate
+        gradient (exact steps for a quadratic loss, per batch member); a problem that knows a
+        better tuning-free method overrides this."""
+        from ..optim import ConjugateGradient
+
+        batch_dims = len(self.batch_shape) if self.quadratic else 0
+        return ConjugateGradient(self.parameters(), quadratic=self.quadratic, batch_dims=batch_dims)
+
     def train_dataloader(self) -> Any:
         """The DataLoader of a data-driven problem (``uses_data``), unless a datamodule is given."""
         raise NotImplementedError(f"{type(self).__name__} reads no data; pass a datamodule to fit")
