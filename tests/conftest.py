@@ -25,3 +25,18 @@ def M1() -> torch.Tensor:
 @pytest.fixture
 def M2() -> torch.Tensor:
     return torch.diag(torch.tensor([1.0, 2.0, 3.0, 4.0]))
+
+
+# --- hypothesis profiles (tests/test_properties.py) --------------------------------------------
+# Default "ci": fast enough for every run.  By hand: HYPOTHESIS_PROFILE=thorough python -m pytest
+# tests/test_properties.py --hypothesis-show-statistics
+import os as _os
+
+from hypothesis import HealthCheck as _HealthCheck
+from hypothesis import settings as _settings
+
+_settings.register_profile("ci", max_examples=12, deadline=None, derandomize=True,
+                           suppress_health_check=[_HealthCheck.too_slow])
+_settings.register_profile("thorough", max_examples=200, deadline=None,
+                           suppress_health_check=[_HealthCheck.too_slow])
+_settings.load_profile(_os.environ.get("HYPOTHESIS_PROFILE", "ci"))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import functions, matrices, optim
+from . import functions, matrices, optim, sharding
 from .derivative import derivative, gradient
 from .iteration import Criteria, Iteration
 from .problems import SVD, LinearSystem, MatrixInverse, Problem

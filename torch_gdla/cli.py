@@ -64,6 +64,14 @@ class GdlaCLI(LightningCLI):
         config = self.config.get(self.subcommand) if self.subcommand else self.config
         return config.get("output") if config is not None else None
 
+    def instantiate_classes(self) -> None:
+        # A problem that cannot be built from the config (missing or wrong-shaped matrix file,
+        # non-square matrix, ...) is a usage error: one clear line and exit 2, no traceback.
+        try:
+            super().instantiate_classes()
+        except (ValueError, TypeError, FileNotFoundError) as error:
+            self.parser.error(f"the config could not be instantiated: {error}")
+
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Any:
         # `enable_checkpointing: false` in a config means no checkpoints: drop the forced one
         # rather than let Lightning refuse the combination.

@@ -72,7 +72,13 @@ def build_optimizer(factory: Optional[Callable[..., Any]], problem: Problem) -> 
             f"optimizer must be a callable taking the parameters, e.g. functools.partial(torch.optim.SGD, lr=0.1); "
             f"got {type(factory).__name__}"
         )
-    optimizer = factory(problem.parameters())
+    try:
+        optimizer = factory(problem.parameters())
+    except TypeError as error:
+        raise TypeError(
+            f"optimizer could not be called with the parameters ({error}); pass a callable params -> Optimizer, "
+            "e.g. functools.partial(torch.optim.SGD, lr=0.1)"
+        ) from None
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise TypeError(
             f"optimizer must return a torch.optim.Optimizer when called with the parameters; got {type(optimizer).__name__}. "
@@ -111,7 +117,7 @@ class Iteration:
         self._history_view = self._history.numpy()
         self._best_history = self._history_view.copy()  # best loss after each step, for stall checks
         self.interrupt_requested = False  # set by a signal handler: stop cleanly after this step
-        self.track_best = not problem.stochastic
+        self.track_best = not (problem.stochastic or problem.last_iterate)
         self._tie = 8 * torch.finfo(problem.dtype).eps
         self._residual_checks: list[tuple[int, float]] = []  # (step, residual) at stall checks
         self._batch: Any = None
@@ -198,9 +204,12 @@ class Iteration:
         c = self.criteria
         if self._nonfinite is not None or not math.isfinite(value):
             bad = value if not math.isfinite(value) else self._nonfinite
-            kept = (f"the best solution seen, loss {self.best_loss:.3g}, is returned" if math.isfinite(self.best_loss)
-                    else "the starting point is returned")
-            self.detail = f"diverged: loss became {bad} at step {self.steps - 1}; lower the learning rate ({kept})"
+            if not math.isfinite(self.best_loss):
+                self.detail = (f"diverged: the loss is {bad} at the starting point; check the start (init=) and the "
+                               "scale of the data, which overflow the loss (the starting point is returned)")
+            else:
+                self.detail = (f"diverged: loss became {bad} at step {self.steps - 1}; lower the learning rate "
+                               f"(the best solution seen, loss {self.best_loss:.3g}, is returned)")
             return Status.DIVERGED
         if c.tol and self.best_loss <= c.tol:
             self.detail = f"tol reached: loss {self.best_loss:.10g} <= tol {c.tol:.10g}"
@@ -227,9 +236,17 @@ class Iteration:
             scale = max(abs(previous), abs(value))
             change = abs(previous - value) / scale if scale > 0 else 0.0
             if change < c.rtol:
+                if self._looks_singular():  # a plateau of a singular problem is no convergence
+                    return self._explain_stall()
                 self.detail = f"relative change below rtol: {change:.3g} < {c.rtol:g} over {c.rtol_every} steps"
                 return Status.RTOL
         return None
+
+    def _looks_singular(self) -> bool:
+        if not self.problem.needs_nonsingular:
+            return False
+        cond = self.problem.condition_number()
+        return cond is not None and (cond != cond or cond * torch.finfo(self.problem.dtype).eps > 1e-2)
 
     def _residual_stalled(self) -> bool:
         """With residual_tol set, a flat loss is not enough: when the minimum loss is not zero
@@ -257,8 +274,7 @@ class Iteration:
         if self.problem.needs_nonsingular and cond is not None and (cond != cond or cond * eps > 1e-2):
             self.detail = (f"matrix looks singular: estimated condition number {cond:.3g} (1/eps of {dtype_name} is "
                            f"{1 / eps:.3g}); the loss plateaus at {self.best_loss:.3g} while the gradient vanishes. "
-                           "No exact solution exists: use gdla.LinearSystem for the least-squares (minimum-norm) "
-                           "answer, or regularise")
+                           + self.problem.singular_advice)
             return Status.SINGULAR
         floor = eps * (cond if cond is not None and cond == cond else 1.0)
         if residual <= max(100 * floor, 10 * eps):
@@ -300,7 +316,9 @@ class Iteration:
         if status is Status.MAX_STEPS and self.track_best and self.criteria.any_active and self._stalled_at_end():
             status = self._explain_stall()
         elif status is Status.MAX_STEPS:
-            if self.criteria.any_active:
+            if self.criteria.any_active and self.track_best and self._looks_singular():
+                status = self._explain_stall()
+            elif self.criteria.any_active:
                 self.detail = (f"max_steps reached: increase max_steps (now {max_steps or self.steps}) or change optimizer; "
                                f"best loss {self.best_loss:.3g}")
             else:

@@ -2,6 +2,7 @@
 here only, so ``import torch_gdla`` stays as cheap as ``import torch``."""
 from __future__ import annotations
 
+import time
 from typing import Any, Callable, Iterable, Iterator, Optional
 
 import pytorch_lightning as pl
@@ -42,7 +43,9 @@ class SolverModule(pl.LightningModule):
         tol, residual_tol, rtol, rtol_every, residual_every, stall_steps: see
             :class:`~torch_gdla.iteration.Criteria`.
         steps_per_block: optimizer steps per Lightning ``training_step`` (and per log row); for a
-            data-driven problem (one step per batch), batches per log row.
+            data-driven problem (one step per batch), batches per log row.  None (default):
+            adaptive, so that a block takes about ``BLOCK_SECONDS`` (0.1 s): Lightning's
+            per-block work (logging, progress bar) then costs ~1 % whatever the problem size.
         reference_metrics: also log metrics against the direct ``torch.linalg`` answer
             (costs one direct solve, done once).
         direct_steps: with plain 32/64-bit precision and a standard strategy, step the raw
@@ -51,6 +54,10 @@ class SolverModule(pl.LightningModule):
             through Lightning's wrapped optimizer.
     After ``fit``, ``module.result`` holds the :class:`~torch_gdla.result.Result`.
     """
+
+    FIRST_BLOCK = 10
+    BLOCK_SECONDS = 0.1
+    MAX_BLOCK = 10_000
 
     def __init__(
         self,
@@ -62,7 +69,7 @@ class SolverModule(pl.LightningModule):
         rtol_every: int = 10,
         residual_every: int = 10,
         stall_steps: int = 200,
-        steps_per_block: int = 100,
+        steps_per_block: Optional[int] = None,
         reference_metrics: bool = False,
         direct_steps: bool = True,
     ) -> None:
@@ -79,9 +86,12 @@ class SolverModule(pl.LightningModule):
         self.optimizer_factory = optimizer
         self.criteria = Criteria(tol=tol, residual_tol=residual_tol, rtol=rtol, rtol_every=rtol_every,
                                  residual_every=residual_every, stall_steps=stall_steps)
-        if isinstance(steps_per_block, bool) or not isinstance(steps_per_block, int) or steps_per_block <= 0:
-            raise ValueError(f"steps_per_block must be a positive integer; got {steps_per_block!r}")
+        if steps_per_block is not None and (isinstance(steps_per_block, bool) or not isinstance(steps_per_block, int)
+                                            or steps_per_block <= 0):
+            raise ValueError(f"steps_per_block must be a positive integer or None (adaptive); got {steps_per_block!r}")
         self.steps_per_block = steps_per_block
+        self._block = steps_per_block or self.FIRST_BLOCK
+        self._step_grid: list[int] = []
         self.reference_metrics = reference_metrics
         self.direct_steps = direct_steps
         self.quality = torch.nn.ModuleDict()
@@ -113,18 +123,42 @@ class SolverModule(pl.LightningModule):
                 )
         self.result = None
         self.quality = torch.nn.ModuleDict(self.problem.metrics(reference=self.reference_metrics)).to(self.device)
-        backward = Tensor.backward if trainer.precision in ("32-true", "64-true", "32", "64") else self.manual_backward
-        self.iteration = Iteration(self.problem, trainer.optimizers[0], self.criteria, backward=backward)
         self._direct = self._direct_steps()
+        # Direct steps (plain precision, standard strategy) need no precision scaling or DDP
+        # gradient averaging; otherwise Lightning's manual_backward does both.
+        backward = Tensor.backward if self._direct else self.manual_backward
+        criteria = self.criteria
+        if self.problem.stochastic and criteria.tol is None and criteria.residual_tol is None and criteria.rtol is None:
+            # Mini-batch runs: each residual() is a pass over the data, and one batch's loss
+            # proves nothing, so there is no default tolerance; the run ends by max_steps/epochs.
+            criteria = Criteria(tol=0.0, rtol_every=criteria.rtol_every, residual_every=criteria.residual_every,
+                                stall_steps=criteria.stall_steps)
+        self.iteration = Iteration(self.problem, trainer.optimizers[0], criteria, backward=backward)
+        self._step_grid = [cb._every_n_train_steps for cb in trainer.checkpoint_callbacks
+                           if getattr(cb, "_every_n_train_steps", 0)]
         if self._resume_state is not None:
             self.iteration.load_state_dict(self._resume_state)
             self._resume_state = None
 
     def _budget(self) -> int:
+        steps = self.iteration.steps
+        budget = self._block
+        # End blocks on every checkpoint interval: Lightning checks `global_step % n == 0` only
+        # between training_steps, so a block that jumped over a multiple would skip that save.
+        for every in self._step_grid:
+            budget = min(budget, every - steps % every)
         max_steps = self.trainer.max_steps
         if max_steps is None or max_steps < 0:
-            return self.steps_per_block
-        return max(0, min(self.steps_per_block, max_steps - self.iteration.steps))
+            return budget
+        return max(0, min(budget, max_steps - steps))
+
+    def _adapt_block(self, steps: int, seconds: float) -> None:
+        # Aim the next block at BLOCK_SECONDS, changing by at most 10x at a time.
+        if self.steps_per_block is not None or steps <= 0:
+            return
+        per_step = max(seconds, 1e-9) / steps
+        target = self.BLOCK_SECONDS / per_step
+        self._block = int(min(max(target, self._block / 10, 1), self._block * 10, self.MAX_BLOCK))
 
     def _direct_steps(self) -> bool:
         # Lightning's wrapped optimizer step runs callback hooks, profiler contexts and a closure
@@ -145,6 +179,7 @@ class SolverModule(pl.LightningModule):
         data = batch if self.problem.uses_data else None
         if data is not None:
             budget = min(budget, 1)  # one optimizer step per batch of rows
+        started, before_block = time.perf_counter(), iteration.steps
         if budget > 0:
             if self._direct:
                 before = iteration.steps
@@ -157,7 +192,9 @@ class SolverModule(pl.LightningModule):
                         progress.increment_completed()
             else:
                 status = iteration.run(budget, self.optimizers().step, batch=data)
-        if data is None or batch_idx % self.steps_per_block == 0:
+        if data is None:
+            self._adapt_block(iteration.steps - before_block, time.perf_counter() - started)
+        if data is None or batch_idx % (self.steps_per_block or 100) == 0:
             self.log_dict(self._log_values(), on_step=True, prog_bar=True, batch_size=1)
         max_steps = self.trainer.max_steps
         if status is None and max_steps is not None and 0 <= max_steps <= iteration.steps:
@@ -184,7 +221,12 @@ class SolverModule(pl.LightningModule):
 
     def _finish(self, status: Optional[Status]) -> None:
         if self.result is None and self.iteration is not None:
+            epochs_ended = (status is None and self.problem.uses_data and self.trainer.max_epochs is not None
+                            and self.trainer.current_epoch + 1 >= self.trainer.max_epochs > 0)
             self.result = self.iteration.finish(status, max_steps=self.trainer.max_steps)
+            if epochs_ended and self.result.status is Status.MAX_STEPS:
+                self.result.reason = (f"max_epochs reached: {self.trainer.max_epochs} passes over the data "
+                                      f"({self.result.steps} steps); add epochs or set a tolerance to stop on")
             self.result.metrics = {k: v for k, v in self._quality().items() if k != "residual"}
 
     def request_interrupt(self) -> None:

@@ -392,8 +392,9 @@ def load(path: str | os.PathLike) -> Tensor:
                 value = torch.load(path, map_location="cpu", weights_only=True)
             except Exception as error:  # pickle refusal or corrupt file
                 raise ValueError(
-                    f"{str(path)!r} is not a plain tensor file (torch.load with weights_only=True refused it: "
-                    f"{str(error).splitlines()[0]}); save it with torch.save(tensor, path)"
+                    f"{str(path)!r} is not a plain tensor file: torch.load(weights_only=True) refused it "
+                    f"({_weights_only_reason(error)}); matrix files are never unpickled, so save the matrix "
+                    "with torch.save(tensor, path)"
                 ) from None
             if isinstance(value, dict) and len(value) == 1:
                 value = next(iter(value.values()))
@@ -402,10 +403,21 @@ def load(path: str | os.PathLike) -> Tensor:
             return value
         if suffix == ".npy":
             import numpy as np
+            with open(path, "rb") as handle:
+                if handle.read(6) != b"\x93NUMPY":
+                    raise ValueError(f"{str(path)!r} is not a .npy file (no NumPy header); save it with numpy.save(path, array)")
             try:
                 array = np.load(path, allow_pickle=False)
             except ValueError as error:
-                raise ValueError(f"{str(path)!r} could not be read as a plain .npy array ({error}); object arrays are refused") from None
+                raise ValueError(
+                    f"{str(path)!r} could not be read as a plain .npy array ({error}); object arrays are refused "
+                    "(loading them would unpickle): save a numeric array with numpy.save(path, array.astype(float))"
+                ) from None
+            if array.dtype.kind not in "fiub":
+                raise ValueError(
+                    f"{str(path)!r} holds a {array.dtype} array; a matrix file needs real numbers: "
+                    "save it with numpy.save(path, array.astype(float))"
+                )
             return torch.from_numpy(np.ascontiguousarray(array))
         if suffix in (".csv", ".txt"):
             return _read_delimited(path)
@@ -414,6 +426,15 @@ def load(path: str | os.PathLike) -> Tensor:
     except (OSError, UnicodeDecodeError) as error:
         raise ValueError(f"matrix file {str(path)!r} could not be read: {error}") from None
     raise ValueError(f"matrix file {str(path)!r} has an unsupported extension {suffix!r}; use .pt, .npy, .csv or .mtx")
+
+
+def _weights_only_reason(error: Exception) -> str:
+    """The informative line of torch's weights-only refusal (its first line is a generic note
+    that suggests weights_only=False, which would execute code from the file)."""
+    skip = ("Weights only load failed", "Please file an issue", "Check the documentation of torch.load")
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    useful = [line for line in lines if not line.startswith(skip)]
+    return (useful[0] if useful else type(error).__name__)[:200]
 
 
 def _scipy_io(purpose: str) -> Any:

@@ -8,7 +8,7 @@ import threading
 import warnings
 from typing import Any, Callable, Iterator, Optional, Sequence
 
-from ._checks import check_positive_int
+from ._checks import check_optimizer_factory, check_positive_int
 from .problems.base import Problem
 from .result import Result
 
@@ -66,8 +66,8 @@ def solve(
     rtol_every: int = 10,
     residual_every: int = 10,
     stall_steps: int = 200,
-    max_steps: int = 10_000,
-    steps_per_block: int = 100,
+    max_steps: Optional[int] = 10_000,
+    steps_per_block: Optional[int] = None,
     reference_metrics: bool = False,
     accelerator: Optional[str] = None,
     devices: Any = None,
@@ -90,9 +90,11 @@ def solve(
             With none of tol/residual_tol/rtol, residual_tol defaults to 1e-4 (float32) / 1e-8 (float64).
         stall_steps: with a tolerance set, stop early (and say why: singular matrix, precision
             floor, stalled optimizer) when the best loss has not improved for this many steps.
-        max_steps: optimizer steps at most.  Ctrl-C stops after the current step and returns the
+        max_steps: optimizer steps at most (None with ``max_epochs=`` for a data-driven problem,
+            or with ``max_time=``).  Ctrl-C stops after the current step and returns the
             best solution so far with reason "interrupted".
-        steps_per_block: optimizer steps per Lightning training_step (and per logged row).
+        steps_per_block: optimizer steps per Lightning training_step (and per logged row);
+            None adapts it so a block takes ~0.1 s.
         reference_metrics: add metrics against the direct torch.linalg answer to ``result.metrics``.
         accelerator, devices, precision: as for ``pytorch_lightning.Trainer``; by default the
             problem's own device, one device, the problem's own dtype.
@@ -103,7 +105,9 @@ def solve(
     """
     if not isinstance(problem, Problem):
         raise TypeError(f"problem must be a torch_gdla Problem (e.g. gdla.MatrixInverse(M)); got {type(problem).__name__}")
-    check_positive_int(max_steps, "max_steps")
+    check_positive_int(max_steps, "max_steps", allow_none="max_epochs" in trainer_kwargs or "max_time" in trainer_kwargs)
+    if optimizer is not None:
+        check_optimizer_factory(optimizer)
     import pytorch_lightning as pl
 
     from .lightning import SolverModule
@@ -118,7 +122,7 @@ def solve(
         if devices is None and device.type != "cpu":
             devices = [device.index or 0]
     settings = dict(
-        max_steps=max_steps, accelerator=accelerator, devices=devices if devices is not None else 1,
+        max_steps=-1 if max_steps is None else max_steps, accelerator=accelerator, devices=devices if devices is not None else 1,
         logger=logger, callbacks=list(callbacks or []), enable_checkpointing=False,
         enable_progress_bar=verbose, enable_model_summary=False, log_every_n_steps=1,
         num_sanity_val_steps=0,

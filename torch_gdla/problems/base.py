@@ -40,6 +40,9 @@ class Problem(nn.Module):
     # Stochastic losses (mini-batches): a low loss on one batch proves nothing, so the solution is
     # the last iterate rather than the best-loss point, and no stall is inferred from the noise.
     stochastic: bool = False
+    # The solution is the last iterate instead of the best-loss point: for stochastic losses,
+    # and for methods whose trial points are not iterates (proximal/extrapolated steps).
+    last_iterate: bool = False
 
     @property
     def batch_shape(self) -> torch.Size:
@@ -83,6 +86,8 @@ class Problem(nn.Module):
         """The 2-norm condition number that limits the attainable accuracy (worst member), or
         None when it does not apply.  Called only to explain a run that stalled."""
         return None
+
+    singular_advice: str = "No exact solution exists; regularise the problem"
 
     @property
     def needs_nonsingular(self) -> bool:

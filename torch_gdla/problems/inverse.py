@@ -107,6 +107,8 @@ class MatrixInverse(Problem):
     """
 
     quadratic = True
+    singular_advice = ("No inverse exists: use gdla.LinearSystem for a least-squares (minimum-norm) solution "
+                       "of the system you need, or regularise (LinearSystem(..., l2=...))")
 
     def __init__(
         self,

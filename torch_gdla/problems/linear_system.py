@@ -42,6 +42,8 @@ class LinearSystem(Problem):
     """
 
     quadratic = True
+    singular_advice = ("Ax = b has no exact solution: the x returned is the least-squares one the run reached "
+                       "(pinv(A) @ b from a zero start); accept it, or regularise with l2=...")
 
     def __init__(
         self,
@@ -246,7 +248,7 @@ class LinearSystem(Problem):
         # The proximal method evaluates the loss at extrapolated points and converges linearly: the
         # lowest loss seen stops moving (rounding) around residual ~ sqrt(eps), before the iterate
         # does, so the solution is the last iterate (exact zeros), as for stochastic problems.
-        self.stochastic = not self.quadratic
+        self.last_iterate = not self.quadratic
         if self.nonnegative:
             with torch.no_grad():
                 self.x.clamp_(min=0)  # a feasible start

@@ -1,7 +1,7 @@
 """Least squares whose rows stream from disk or any Dataset: x ≈ argmin mean((Aᵢx − bᵢ)²).
 
-The rows of ``A`` and ``b`` are never all in memory: a memory-mapped ``.npy`` pair is read in
-contiguous blocks of ``batch_size`` rows (one optimizer step per block), and ``residual()``
+The rows of ``A`` and ``b`` are never all in memory: a ``.npy`` pair on disk is read in
+contiguous blocks of ``batch_size`` rows (one optimizer step per block; see ``NpyRows``), and ``residual()``
 is a second pass over the data in blocks.  Under Lightning's DDP each process sees its own
 share of the blocks (Lightning puts a ``DistributedSampler`` on the map-style dataset); the
 gradients of the per-process mean losses are averaged, which is the full-data mean gradient
@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..matrices import DTYPES
+from ..matrices import DTYPES, MatrixLike, VectorLike
 from .base import Problem
 
 PathLike = Union[str, os.PathLike]
@@ -52,7 +52,64 @@ class RowBlocks(Dataset):
 def _as_tensor(value: Any, dtype: torch.dtype) -> Tensor:
     if isinstance(value, Tensor):
         return value.to(dtype)
-    return torch.from_numpy(np.array(value, copy=True)).to(dtype)  # a copy: memmaps are read-only
+    if not value.flags.writeable:  # a read-only view (memmap, frombuffer of bytes): copy
+        value = np.array(value, copy=True)
+    return torch.from_numpy(np.ascontiguousarray(value)).to(dtype)
+
+
+class NpyRows:
+    """Rows of a 2-D (or 1-D) C-ordered ``.npy`` file, read on demand with ``os.pread``.
+
+    ``np.load(mmap_mode="r")`` gives the header (shape, dtype, data offset) only.  Slicing the
+    memory map itself would leave every page read mapped into the process, so its resident set
+    would grow to the file size; reading each block with ``pread`` leaves the data in the page
+    cache instead, and the process holds one block at a time.  Opened lazily per process (safe
+    with DataLoader workers and DDP)."""
+
+    def __init__(self, path: PathLike, name: str) -> None:
+        array = _load_npy(path, name)
+        if array.ndim == 2 and not array.flags.c_contiguous:
+            raise ValueError(f"{name} ({str(path)!r}) is stored in Fortran order; save it with "
+                             "numpy.save(path, numpy.ascontiguousarray(a))")
+        self.path = str(path)
+        self.shape = tuple(array.shape)
+        self.dtype = array.dtype
+        self.offset = int(array.offset)
+        self.row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+        self._fd: Optional[int] = None
+        self._pid: Optional[int] = None
+        del array
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        start, stop, step = rows.indices(self.shape[0])
+        if step != 1:
+            raise IndexError("NpyRows reads contiguous row ranges only")
+        if self._fd is None or self._pid != os.getpid():
+            self._fd, self._pid = os.open(self.path, os.O_RDONLY), os.getpid()
+        count = max(stop - start, 0)
+        buffer = bytearray(count * self.row_bytes)
+        view, done = memoryview(buffer), 0
+        while done < len(buffer):
+            read = os.preadv(self._fd, [view[done:]], self.offset + start * self.row_bytes + done)
+            if read <= 0:
+                raise OSError(f"{self.path}: file shorter than its .npy header says")
+            done += read
+        return np.frombuffer(buffer, dtype=self.dtype).reshape((count, *self.shape[1:]))
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_fd"] = state["_pid"] = None
+        return state
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", None) is not None and self._pid == os.getpid():
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
 
 
 def _load_npy(path: PathLike, name: str) -> np.ndarray:
@@ -84,7 +141,8 @@ class StreamedLeastSquares(Problem):
     """Least squares ``min_x mean‖A x − b‖²`` over rows read from a DataLoader.
 
     Args:
-        A: the rows: a path to a ``.npy`` file (opened memory-mapped, ``allow_pickle=False``), an
+        A: the rows: a path to a ``.npy`` file (header read with ``np.load(mmap_mode="r",
+            allow_pickle=False)``, blocks read with ``pread``: see ``NpyRows``), an
             array or tensor of shape ``(m, n)``, or a map-style ``Dataset`` whose items are
             ``(rows, targets)`` (a row ``(n,)`` with a scalar or ``(k,)`` target, or a block
             ``(r, n)`` with ``(r,)`` / ``(r, k)`` targets; blocks are concatenated).
@@ -113,8 +171,8 @@ class StreamedLeastSquares(Problem):
 
     def __init__(
         self,
-        A: Union[PathLike, np.ndarray, Tensor, Dataset],
-        b: Union[PathLike, np.ndarray, Tensor, None] = None,
+        A: Union[str, MatrixLike, Dataset],
+        b: Union[str, VectorLike, None] = None,
         batch_size: Optional[int] = 65536,
         shuffle: bool = True,
         seed: int = 314,
@@ -151,8 +209,8 @@ class StreamedLeastSquares(Problem):
         else:
             if b is None:
                 raise ValueError("b (the targets) is required unless A is a Dataset of (rows, targets)")
-            matrix = _load_npy(A, "A") if isinstance(A, (str, os.PathLike)) else A
-            targets = _load_npy(b, "b") if isinstance(b, (str, os.PathLike)) else b
+            matrix = NpyRows(A, "A") if isinstance(A, (str, os.PathLike)) else _source(A)
+            targets = NpyRows(b, "b") if isinstance(b, (str, os.PathLike)) else _source(b)
             if isinstance(matrix, Tensor):
                 matrix = matrix.detach().cpu()
             if isinstance(targets, Tensor):
@@ -306,6 +364,15 @@ class StreamedLeastSquares(Problem):
     def extra_repr(self) -> str:
         rows = "?" if self.rows is None else str(self.rows)
         return f"rows={rows}, n={self.n}, batch_size={self.batch_size}, stochastic={self.stochastic}, dtype={self._dtype}"
+
+
+def _source(value: Any) -> Any:
+    """A gdla.matrices source (e.g. ``Random`` in a config) becomes its tensor; lists become arrays."""
+    if hasattr(value, "tensor") and callable(value.tensor):
+        return value.tensor()
+    if isinstance(value, (list, tuple)):
+        return np.asarray(value, dtype=np.float64)
+    return value
 
 
 def _rank_world() -> tuple[int, int]:
