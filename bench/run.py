@@ -80,18 +80,23 @@ def median(values: list[float]) -> float:
 
 
 def timed(fn: Callable[[], Any], device: torch.device) -> float:
+    # On the CPU (one torch thread) the process's CPU time is the cost, and other jobs on a
+    # shared machine do not inflate it as they do wall-clock time; a GPU needs the wall clock.
+    clock = time.perf_counter if device.type == "cuda" else time.process_time
     sync(device)
-    start = time.perf_counter()
+    start = clock()
     fn()
     sync(device)
-    return time.perf_counter() - start
+    return clock() - start
 
 
 def interleaved(fns: dict[str, Callable[[], Any]], repeats: int, device: torch.device) -> dict[str, list[float]]:
-    """Run each fn once per round, rounds repeated; returns every time per name."""
+    """Run each fn once per round, rounds repeated, the order reversed every other round (so
+    neither side always runs first); returns every time per name."""
     times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
+    items = list(fns.items())
+    for round_ in range(repeats):
+        for name, fn in (items if round_ % 2 == 0 else items[::-1]):
             times[name].append(timed(fn, device))
     return times
 
