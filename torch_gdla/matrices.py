@@ -22,7 +22,7 @@ from torch import Tensor
 __all__ = [
     "MatrixLike", "VectorLike", "Source", "Explicit", "Random", "Diagonal", "File", "load", "save", "DTYPES",
     "IdentityPlusNoise", "Conditioned", "Hilbert", "Pascal", "Lehmer", "Vandermonde", "Frank", "Kahan",
-    "Wilkinson", "Tridiagonal", "check_writable", "save_solution",
+    "Wilkinson", "Tridiagonal", "check_writable", "save_solution", "LowRank", "RandomMask",
 ]
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -366,6 +366,48 @@ class Tridiagonal(Source):
         off = torch.ones(n - 1, dtype=torch.float64)
         return (self.diagonal * torch.eye(n, dtype=torch.float64)
                 + self.upper * torch.diag(off, 1) + self.lower * torch.diag(off, -1))
+
+
+class LowRank(Source):
+    """A seeded exactly-rank-``rank`` ``m×n`` matrix ``U₀ V₀ᵀ`` with standard normal factors
+    (``U₀`` drawn first, then ``V₀``, from ``torch.Generator().manual_seed(seed)``, float64 by
+    default): the ground truth of a matrix-completion problem (see ``RandomMask``)."""
+
+    def __init__(self, m: int, n: int, rank: int, seed: int = 314, dtype: Optional[str] = None) -> None:
+        super().__init__(dtype)
+        self.m = _positive_int(m, "m")
+        self.n = _positive_int(n, "n")
+        self.rank = _positive_int(rank, "rank")
+        if self.rank > min(self.m, self.n):
+            raise ValueError(f"rank must be at most min(m, n) = {min(self.m, self.n)}; got {rank!r}")
+        self.seed = seed
+
+    def build(self) -> Tensor:
+        generator = torch.Generator().manual_seed(self.seed)
+        left = torch.randn(self.m, self.rank, generator=generator, dtype=torch.float64)
+        right = torch.randn(self.n, self.rank, generator=generator, dtype=torch.float64)
+        return left @ right.mT
+
+
+class RandomMask(Source):
+    """A seeded boolean mask of ``shape``: each entry observed (True) independently with
+    probability ``fraction_observed`` (``torch.rand(shape) < fraction_observed`` with
+    ``torch.Generator().manual_seed(seed)``).  For ``gdla.SVD(M, rank=k, mask=...)``; ``dtype``
+    is not used (the mask stays bool)."""
+
+    def __init__(self, shape: Sequence[int], fraction_observed: float = 0.5, seed: int = 314) -> None:
+        super().__init__(None)
+        self.shape = [int(s) for s in shape]
+        if not self.shape or any(s <= 0 for s in self.shape):
+            raise ValueError(f"shape must contain positive sizes; got {self.shape}")
+        if isinstance(fraction_observed, bool) or not 0 < float(fraction_observed) <= 1:
+            raise ValueError(f"fraction_observed must be in (0, 1]; got {fraction_observed!r}")
+        self.fraction_observed = float(fraction_observed)
+        self.seed = seed
+
+    def build(self) -> Tensor:
+        generator = torch.Generator().manual_seed(self.seed)
+        return torch.rand(self.shape, generator=generator, dtype=torch.float64) < self.fraction_observed
 
 
 class File(Source):

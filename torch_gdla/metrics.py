@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
-__all__ = ["OrthogonalityError", "ReferenceError", "RelativeResidual", "WorstMemberMetric"]
+__all__ = ["ObservedError", "OrthogonalityError", "ReferenceError", "RelativeResidual", "WorstMemberMetric"]
 
 
 class WorstMemberMetric(Metric):
@@ -53,6 +53,14 @@ class OrthogonalityError(WorstMemberMetric):
 
     def values(self, problem: Any) -> Tensor:
         return problem.orthogonality_errors()
+
+
+class ObservedError(WorstMemberMetric):
+    """``problem.observed_errors()``: relative reconstruction error on the observed entries of
+    a masked (matrix-completion) problem."""
+
+    def values(self, problem: Any) -> Tensor:
+        return problem.observed_errors()
 
 
 class ReferenceError(WorstMemberMetric):

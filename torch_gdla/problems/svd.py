@@ -10,6 +10,10 @@ Two methods:
   RNG).  For fixed orthonormal U, V the best S is ``diag(UᵀMV)``, so S is eliminated in closed
   form: the unknowns are the two generators only.
 * ``"penalty"``: the seed's recipe, reproduced exactly (see :class:`SVD`).
+
+With ``mask=`` and/or ``weights=`` (matrix completion, weighted low-rank approximation) the
+closed form for S no longer holds, so the unknowns are two plain factors instead (see
+:class:`SVD`) and the canonical (U, S, V) is read off their product.
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from ..matrices import MatrixLike
-from .._checks import as_matrix, check_choice
+from .._checks import as_float_tensor, as_matrix, check_choice, check_finite, describe
 from .base import Problem, batched_mse
 
 METHODS = ("orthogonal", "penalty")
@@ -109,6 +113,14 @@ class SVD(Problem):
             (m × m) and (n × n) draws, in that order.  Penalty: ``torch.manual_seed(seed)``
             then ``U = rand(m, k)``, ``diag_sqrt = rand(k)``, ``V = rand(n, k)``, as the seed.
         penalty: weight of the orthogonality terms of the penalty method (the seed's 1/100).
+        mask: the observed entries (bool, or 0/1 numbers; shape ``(m, n)`` or M's shape, or any
+            shape that broadcasts to M's with the last two dimensions ``(m, n)``).  The rank-k
+            model is fitted to the observed entries only: matrix completion.  M's unobserved
+            entries are ignored and may be NaN (they are replaced by 0 internally); a NaN or Inf
+            at an observed entry is an error.  Needs ``rank=k``.
+        weights: non-negative weight of every entry's squared error (same shapes as ``mask``).
+            Without a mask, the observed entries are those with weight > 0; with both, the
+            weights of unobserved entries are ignored.  Needs ``rank=k``.
 
     Orthogonal method: the unknowns are two generators (see :func:`orthonormal_map`); S is
     ``diag(UᵀMV)``, optimal for the current U, V; the loss is ‖U diag(S) Vᵀ − M‖²_F / ‖M‖²_F
@@ -116,6 +128,16 @@ class SVD(Problem):
     same for any ‖M‖.  Penalty method (seed 000 part 3): the unknowns are U, diag_sqrt and V,
     S = diag(diag_sqrt²) and the loss is
     ``mse(U S Vᵀ, M) + penalty·mse(UᵀU, I) + penalty·mse(VVᵀ, I)`` (VᵀV when V is not square).
+
+    Masked / weighted (``mask`` or ``weights`` given): the unknowns are plain factors
+    ``U_factor`` (m × k) and ``V_factor`` (n × k), started from seeded standard normal draws
+    (same generator, U first) scaled to the observed entries' norm, and the loss is
+    ``Σ w_ij ((U Vᵀ)_ij − M_ij)² / Σ w_ij M_ij²`` per member (w = the weights, 0/1 for a mask;
+    summed over a batch).  ``solution`` is the SVD of ``U Vᵀ`` (QR of both factors, then the SVD
+    of the k × k core), so it is the same canonical ``(U, S, V)``.  ``residuals()`` is then the
+    relative optimality measure of that loss (zero exactly at its stationary points), and
+    :meth:`observed_errors` the relative reconstruction error on the observed entries; see
+    :meth:`residuals`.  There is no direct reference: ``reference()`` raises.
 
     ``solution`` is an :class:`SVDSolution` ``(U, S, V)`` in the canonical form of
     :func:`normalise`.  Any ``torch.optim`` optimizer trains it in a plain loop; the problem's
@@ -130,11 +152,23 @@ class SVD(Problem):
         method: str = "orthogonal",
         seed: int = 314,
         penalty: float = 0.01,
+        mask: Optional[MatrixLike] = None,
+        weights: Optional[MatrixLike] = None,
     ) -> None:
         super().__init__()
-        matrix = as_matrix(M, "M")
+        self.masked = mask is not None or weights is not None
+        if self.masked:
+            matrix, entry_weights = _observed_data(M, mask, weights)
+        else:
+            matrix = as_matrix(M, "M")
         m, n = matrix.shape[-2:]
         full = min(m, n)
+        if self.masked and rank is None:
+            given = "mask" if mask is not None else "weights"
+            raise ValueError(
+                f"{given} needs rank=k: matrix completion fits a rank-k model to the observed entries (with rank = "
+                f"min(m, n) = {full} any matrix fits them exactly); pass e.g. SVD(M, rank=3, {given}=...)"
+            )
         if rank is None:
             rank = full
         elif isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= full:
@@ -145,9 +179,15 @@ class SVD(Problem):
         self.method = check_choice(method, "method", METHODS)
         if isinstance(penalty, bool) or not isinstance(penalty, (int, float)) or not penalty > 0 or math.isinf(penalty):
             raise ValueError(f"penalty must be a finite number > 0 (the seed uses 0.01); got {penalty!r}")
+        if self.masked and self.method != "orthogonal":
+            raise ValueError(f"mask= and weights= use their own factor parametrisation; drop method={method!r} "
+                             "(the default method='orthogonal' is the one that accepts them)")
         self.rank = rank
         self.seed = seed
         self.penalty = float(penalty)
+        if self.masked:
+            self._init_masked(matrix, entry_weights, rank, seed)
+            return
         self.register_buffer("M", matrix)
         self.register_buffer("_norms", torch.linalg.matrix_norm(matrix))
         if not bool((self._norms > 0).all()):
@@ -168,6 +208,27 @@ class SVD(Problem):
             self.V = nn.Parameter(draw(n, rank))
             self.register_buffer("identity", torch.eye(rank, dtype=matrix.dtype, device=matrix.device))
 
+    def _init_masked(self, matrix: Tensor, entry_weights: Tensor, rank: int, seed: int) -> None:
+        self.register_buffer("M", matrix)
+        self.register_buffer("_weights", entry_weights)
+        observed = (entry_weights * matrix.square()).sum(dim=(-2, -1)).sqrt()
+        if not bool((observed > 0).all()):
+            raise ValueError("M is zero on every observed entry (of a batch member): the best rank-k fit is 0; "
+                             "check the mask/weights and the data")
+        self.register_buffer("_norms", observed)  # the observed entries' (weighted) norm
+        self.register_buffer("_max_weights", entry_weights.amax(dim=(-2, -1)))
+        batch, (m, n) = matrix.shape[:-2], matrix.shape[-2:]
+        generator = torch.Generator().manual_seed(int(seed))
+        left = torch.randn((*batch, m, rank), generator=generator, dtype=torch.float64)
+        right = torch.randn((*batch, n, rank), generator=generator, dtype=torch.float64)
+        # Scale both factors alike so that the start's observed entries have M's norm.
+        weights64 = entry_weights.to(torch.float64).cpu()
+        start = (weights64 * (left @ right.mT).square()).sum(dim=(-2, -1)).sqrt()
+        scale = (observed.to(torch.float64).cpu() / start.clamp_min(torch.finfo(torch.float64).tiny)).sqrt()
+        scale = scale[..., None, None]
+        self.U_factor = nn.Parameter((left * scale).to(dtype=matrix.dtype, device=matrix.device))
+        self.V_factor = nn.Parameter((right * scale).to(dtype=matrix.dtype, device=matrix.device))
+
     # -- shapes ----------------------------------------------------------------------------------
     @property
     def shape(self) -> tuple[int, int]:
@@ -184,6 +245,8 @@ class SVD(Problem):
     # -- the factors -----------------------------------------------------------------------------
     def factors(self) -> tuple[Tensor, Tensor, Tensor]:
         """The current (U, S, V), differentiable and unnormalised."""
+        if self.masked:
+            return svd_of_product(self.U_factor, self.V_factor)
         if self.method == "orthogonal":
             U = orthonormal_map(self.U_base, self.U_generator)
             V = orthonormal_map(self.V_base, self.V_generator)
@@ -192,6 +255,9 @@ class SVD(Problem):
         return self.U, self.diag_sqrt.square(), self.V
 
     def _member_losses(self) -> Tensor:
+        if self.masked:
+            error = self.U_factor @ self.V_factor.mT - self.M
+            return (self._weights * error.square()).sum(dim=(-2, -1)) / self._norms.square()
         U, S, V = self.factors()
         if self.method == "orthogonal":
             error = (U * S.unsqueeze(-2)) @ V.mT - self.M
@@ -244,7 +310,22 @@ class SVD(Problem):
 
         Penalty method: the larger of that and the orthogonality error ‖QᵀQ − I‖_F, because
         a small reconstruction error with non-orthonormal factors is not an SVD.
+
+        Masked / weighted: with R = W ⊙ (U Vᵀ − M) (the loss's gradient is 2RV and 2RᵀU, up to
+        the normalisation) and Q_U, Q_V orthonormal bases of the factors' column spaces, the
+        residual is sqrt((‖R Q_V‖²_F + ‖Rᵀ Q_U‖²_F) / 2) / (sqrt(max w) · sqrt(Σ w M²)): zero
+        exactly at a stationary point of the loss, independent of how the product is split
+        between the factors and of the scale of M and of the weights.  It is at most the
+        relative reconstruction error on the observed entries (:meth:`observed_errors`), which
+        also reaches 0 when M agrees with a rank-k matrix on them.
         """
+        if self.masked:
+            residual = self._weights * (self.U_factor @ self.V_factor.mT - self.M)
+            Q_U = torch.linalg.qr(self.U_factor).Q
+            Q_V = torch.linalg.qr(self.V_factor).Q
+            left = torch.linalg.matrix_norm(residual @ Q_V)
+            right = torch.linalg.matrix_norm(residual.mT @ Q_U)
+            return torch.sqrt((left.square() + right.square()) / 2) / (self._max_weights.sqrt() * self._norms)
         U, S, V = self.factors()
         if self.truncated:
             left = torch.linalg.matrix_norm(self.M @ V - U * S.unsqueeze(-2))
@@ -256,7 +337,21 @@ class SVD(Problem):
             residual = torch.maximum(residual, self.orthogonality_errors())
         return residual
 
+    @torch.no_grad()
+    def observed_errors(self) -> Tensor:
+        """Masked / weighted: sqrt(Σ w (U Vᵀ − M)² / Σ w M²) per member, the relative
+        reconstruction error on the observed entries (the square root of the member's loss)."""
+        if not self.masked:
+            raise AttributeError("observed_errors() is defined for a masked/weighted SVD (mask= or weights=)")
+        return self._member_losses().clamp_min(0).sqrt()
+
     def residual_bound(self, loss: float) -> Optional[float]:
+        if self.masked:
+            # sqrt(loss) is a valid bound (‖R‖²_F = Σ w²E² ≤ max w·Σ wE², ‖RQ‖_F ≤ ‖R‖_F), but it
+            # stays large for data that no rank-k matrix fits exactly (noise), and a bound that
+            # never passes would keep the solver from ever computing the residual; so None: the
+            # residual (cheap: two thin QRs) is computed every residual_every steps instead.
+            return None
         if self.truncated:
             return None
         loss = max(loss, 0.0)  # the sum over members bounds each member's loss
@@ -271,6 +366,11 @@ class SVD(Problem):
 
     def reference(self) -> SVDSolution:
         """``torch.linalg.svd`` (thin, the top k triplets) in the same canonical form."""
+        if self.masked:
+            raise NotImplementedError(
+                "a masked/weighted SVD (matrix completion) has no direct torch.linalg solution; compare the "
+                "completed matrix U diag(S) Vᵀ with the ground truth on the hidden entries instead"
+            )
         U, S, Vh = torch.linalg.svd(self.M, full_matrices=False)
         k = self.rank
         return normalise(U[..., :k], S[..., :k], Vh[..., :k, :].mT)
@@ -282,9 +382,12 @@ class SVD(Problem):
         return torch.linalg.vector_norm(self.solution.S - reference.S, dim=-1) / torch.linalg.vector_norm(reference.S, dim=-1)
 
     def metrics(self, reference: bool = False) -> dict[str, Any]:
-        from ..metrics import OrthogonalityError, ReferenceError, RelativeResidual
+        from ..metrics import ObservedError, OrthogonalityError, ReferenceError, RelativeResidual
 
         metrics: dict[str, Any] = {"residual": RelativeResidual(), "orthogonality": OrthogonalityError()}
+        if self.masked:
+            metrics["observed_error"] = ObservedError()
+            return metrics  # no direct reference exists
         if reference:
             metrics["reference_error"] = ReferenceError()
         return metrics
@@ -297,6 +400,82 @@ class SVD(Problem):
         ``max_eval`` is raised from torch's 1.25·max_iter, which can leave the line search no
         evaluations; tolerances are 0 so the solver's own stopping rules decide."""
         return svd_optimizer(self.parameters())
+
+
+def svd_of_product(left: Tensor, right: Tensor) -> SVDSolution:
+    """The thin SVD (unnormalised) of ``left @ right.mT`` (… × m × k and … × n × k) without
+    forming it: QR of both factors, then the SVD of the k × k core R_U R_Vᵀ."""
+    Q_U, R_U = torch.linalg.qr(left)
+    Q_V, R_V = torch.linalg.qr(right)
+    A, S, Bh = torch.linalg.svd(R_U @ R_V.mT)
+    return SVDSolution(Q_U @ A, S, Q_V @ Bh.mT)
+
+
+def _observed_data(M: Any, mask: Any, weights: Any) -> tuple[Tensor, Tensor]:
+    """(M with unobserved entries set to 0, the entry weights broadcast to M's shape) for a
+    masked/weighted SVD; every argument is validated with a message that names it."""
+    raw = as_float_tensor(M, "M")
+    name = describe(M, "M")
+    as_matrix(torch.nan_to_num(raw), "M")  # shape checks (2-D at least, not empty)
+    shape = raw.shape
+
+    def entries(value: Any, label: str) -> Tensor:
+        label = describe(value, label)
+        if hasattr(value, "tensor") and callable(value.tensor) and not isinstance(value, Tensor):
+            value = value.tensor()
+        try:
+            tensor = value if isinstance(value, Tensor) else torch.as_tensor(value)
+        except (TypeError, ValueError, RuntimeError) as error:
+            raise TypeError(f"{label} must be a tensor, an array or a nested list; got {type(value).__name__} ({error})") from None
+        if tensor.is_complex():
+            raise TypeError(f"{label} is complex; pass real numbers")
+        if tensor.dim() < 2 or tuple(tensor.shape[-2:]) != tuple(shape[-2:]):
+            raise ValueError(f"{label} must have M's shape {tuple(shape)} (or ({shape[-2]}, {shape[-1]}), shared by every "
+                             f"batch member); got {tuple(tensor.shape)}")
+        try:
+            if torch.broadcast_shapes(tensor.shape, shape) != shape:
+                raise RuntimeError
+        except RuntimeError:
+            raise ValueError(f"{label} of shape {tuple(tensor.shape)} does not broadcast to M's shape {tuple(shape)}") from None
+        return tensor.to(device=raw.device)
+
+    observed = None
+    if mask is not None:
+        values = entries(mask, "mask")
+        if values.dtype != torch.bool:
+            if not bool(((values == 0) | (values == 1)).all()):
+                raise ValueError("mask must be bool or 0/1 (1 = observed); for real-valued confidences pass weights= instead")
+            values = values != 0
+        observed = values.expand(shape)
+    entry_weights = None
+    if weights is not None:
+        values = entries(weights, "weights")
+        if not values.is_floating_point():
+            values = values.to(raw.dtype if raw.is_floating_point() else torch.get_default_dtype())
+        check_finite(values, describe(weights, "weights"))
+        if bool((values < 0).any()):
+            raise ValueError(f"weights must be >= 0 (each multiplies an entry's squared error); got {int((values < 0).sum())} "
+                             "negative entries")
+        entry_weights = values.expand(shape).to(raw.dtype)
+        observed = entry_weights > 0 if observed is None else observed & (entry_weights > 0)
+    assert observed is not None
+    empty = ~observed.flatten(-2).any(dim=-1)
+    if bool(empty.any()):
+        what = "mask and weights observe" if mask is not None and weights is not None else (
+            "mask observes" if mask is not None else "weights are zero on all entries; they observe")
+        raise ValueError(f"the {what} no entries" + (" of a batch member" if raw.dim() > 2 else "")
+                         + "; mark at least one entry observed (True / weight > 0)")
+    bad = observed & ~torch.isfinite(raw)
+    if bool(bad.any()):
+        raise ValueError(f"{name} has {int(bad.sum())} NaN or Inf entries at observed positions; only unobserved entries "
+                         "may be NaN (mark them unobserved in the mask, or fix the data)")
+    matrix = torch.where(observed, raw, torch.zeros((), dtype=raw.dtype, device=raw.device))
+    if entry_weights is None:
+        entry_weights = observed.to(raw.dtype)
+    else:
+        entry_weights = torch.where(observed, entry_weights, torch.zeros((), dtype=raw.dtype, device=raw.device))
+    return matrix, entry_weights.contiguous()
+
 
 
 def svd_optimizer(params: Any) -> torch.optim.Optimizer:
