@@ -306,6 +306,11 @@ class Iteration:
             p.copy_(t)
 
     @property
+    def last_loss(self) -> float:
+        """The loss of the latest step (NaN before the first)."""
+        return float(self._history_view[self.steps - 1]) if self.steps else math.nan
+
+    @property
     def history(self) -> Tensor:
         return self._history[: self.steps].clone()
 

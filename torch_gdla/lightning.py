@@ -117,10 +117,10 @@ class SolverModule(pl.LightningModule):
         timed = any(isinstance(cb, pl.callbacks.Timer) and cb._duration is not None for cb in trainer.callbacks)
         # A data-driven problem's epochs end; a data-free one's single epoch never does.
         if (trainer.max_steps is None or trainer.max_steps < 0) and not timed and not self.problem.uses_data:
-                raise ValueError(
-                    "Trainer(max_steps=...) is required: a solver has no dataset and no epochs, so without max_steps "
-                    "(or max_time) a run that never meets its tolerance would never end"
-                )
+            raise ValueError(
+                "Trainer(max_steps=...) is required: a solver has no dataset and no epochs, so without max_steps "
+                "(or max_time) a run that never meets its tolerance would never end"
+            )
         self.result = None
         self.quality = torch.nn.ModuleDict(self.problem.metrics(reference=self.reference_metrics)).to(self.device)
         self._direct = self._direct_steps()
@@ -205,7 +205,7 @@ class SolverModule(pl.LightningModule):
 
     def _log_values(self) -> dict[str, float]:
         iteration = self.iteration
-        values = {"loss": iteration.history[-1].item() if iteration.steps else float("nan")}
+        values = {"loss": iteration.last_loss}
         values.update(self._quality())
         values["step"] = float(iteration.steps)
         return values
