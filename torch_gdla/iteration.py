@@ -103,7 +103,7 @@ class Iteration:
     """
 
     def __init__(self, problem: Problem, optimizer: torch.optim.Optimizer, criteria: Criteria,
-                 backward: Callable[[Tensor], Any] = Tensor.backward) -> None:
+                 backward: Callable[[Tensor], Any] = Tensor.backward, deferred: Optional[bool] = None) -> None:
         self.problem = problem
         self.optimizer = optimizer
         self.criteria = criteria.resolved(problem.dtype)
@@ -121,6 +121,19 @@ class Iteration:
         self._tie = 8 * torch.finfo(problem.dtype).eps
         self._residual_checks: list[tuple[int, float]] = []  # (step, residual) at stall checks
         self._batch: Any = None
+        # Deferred (default off the CPU, where reading a loss costs a device synchronisation):
+        # losses stay on the device, the best point is tracked with torch.where, and the host
+        # reads a block's losses once, at its end.  The step where tol is met or the loss turns
+        # non-finite is still found exactly, and the best point is frozen there; residual, rtol
+        # and stall rules are checked on the host at block ends.
+        self.deferred = problem.device.type != "cpu" if deferred is None else deferred
+        if self.deferred:
+            device = self.best[0].device if self.best else problem.device
+            self._best_t = torch.tensor(math.inf, dtype=torch.float64, device=device)
+            self._frozen = torch.tensor(False, device=device)
+            self._evaluated: list[Tensor] = []  # this block's loss tensors, one per evaluation
+            self._evaluated_steps: list[int] = []
+        self._step_value: Optional[Tensor] = None
         self._step_loss: Optional[float] = None
         self._nonfinite: Optional[float] = None
         self.status: Optional[Status] = None
@@ -152,6 +165,61 @@ class Iteration:
                 self._nonfinite = value
         return loss
 
+    def _deferred_closure(self) -> Tensor:
+        self.optimizer.zero_grad()
+        loss = self.problem() if self._batch is None else self.problem(self._batch)
+        self.backward(loss)
+        value = loss.detach().to(torch.float64)
+        self.evaluations += 1
+        self._evaluated.append(value)
+        self._evaluated_steps.append(self._block_step)
+        if self._step_value is None:
+            self._step_value = value
+        if self.track_best:
+            best = self._best_t
+            improve = (value <= best + self._tie * best.abs()) & ~self._frozen
+            self._best_t = torch.where(improve, torch.minimum(value, best), best)
+            for saved, p in zip(self.best, self.params):
+                saved.copy_(torch.where(improve, p.detach(), saved))
+        return loss
+
+    def _run_deferred(self, n_steps: int, step: Callable[[Callable[[], Tensor]], Any]) -> Optional[Status]:
+        tol = self.criteria.tol
+        step_values: list[Tensor] = []
+        self._evaluated, self._evaluated_steps = [], []
+        for self._block_step in range(n_steps):
+            self._step_value = None
+            step(self._deferred_closure)
+            value = self._step_value
+            if value is None:
+                raise RuntimeError("the optimizer's step() did not call the closure; torch_gdla needs optimizers "
+                                   "that evaluate the loss through step(closure)")
+            step_values.append(value)
+            stop = ~torch.isfinite(value)
+            if tol:
+                stop = stop | (self._best_t <= tol)
+            self._frozen = self._frozen | stop
+        # One synchronisation per block: replay the block's losses through the host-side rules.
+        values = torch.stack(step_values).cpu().tolist()
+        evaluated = torch.stack(self._evaluated).cpu().tolist()
+        by_step: list[list[float]] = [[] for _ in range(n_steps)]
+        for index, loss in zip(self._evaluated_steps, evaluated):
+            by_step[index].append(loss)
+        for j, value in enumerate(values):
+            for loss in by_step[j]:
+                if math.isfinite(loss):
+                    self.best_loss = min(self.best_loss, loss)
+                elif self._nonfinite is None:
+                    self._nonfinite = loss
+            self._history_view[self.steps] = value
+            self._best_history[self.steps] = self.best_loss
+            self.steps += 1
+            status = self._check(value)
+            if status is not None:
+                self.status = status
+                return status
+        return None
+
     # -- a block of steps ----------------------------------------------------------------------
     def run(self, n_steps: int, step: Optional[Callable[[Callable[[], Tensor]], Any]] = None,
             batch: Any = None) -> Optional[Status]:
@@ -163,6 +231,13 @@ class Iteration:
         step = step or self.optimizer.step
         if self.steps + n_steps > len(self._history):
             self._grow(self.steps + n_steps)
+        if self.deferred:
+            try:
+                return self._run_deferred(n_steps, step)
+            except KeyboardInterrupt:
+                self.status = Status.INTERRUPTED
+                self.detail = f"interrupted at step {self.steps}; the best solution so far is returned"
+                return self.status
         history = self._history_view
         closure = self.closure
         try:
@@ -330,6 +405,8 @@ class Iteration:
                 self.detail = f"max_steps reached: ran all {self.steps} steps (no tolerance was set)"
         if self.track_best:
             self._load(self.best)
+            if self.deferred and math.isfinite(float(self._best_t)):
+                self.best_loss = float(self._best_t)  # the loss of the point the device kept
             loss = self.best_loss
         else:  # stochastic: the last iterate, and the mean loss of the last batches
             recent = self.history[-50:]
@@ -374,6 +451,8 @@ class Iteration:
         self.steps = state["steps"]
         self.evaluations = state["evaluations"]
         self.best_loss = state["best_loss"]
+        if self.deferred:
+            self._best_t.fill_(self.best_loss)
         for saved, t in zip(self.best, state["best"]):
             saved.copy_(t)
         history = state["history"]

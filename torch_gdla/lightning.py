@@ -52,6 +52,9 @@ class SolverModule(pl.LightningModule):
             optimizer and count the steps into Lightning per block (bare-loop speed; callbacks'
             ``on_before_optimizer_step`` is then not called per step).  False: every step goes
             through Lightning's wrapped optimizer.
+        deferred_checks: keep losses on the device and read them once per block (no host
+            synchronisation per step); the stop step for ``tol`` and divergence stays exact.
+            None (default): deferred off the CPU, per step on the CPU (where reading is free).
     After ``fit``, ``module.result`` holds the :class:`~torch_gdla.result.Result`.
     """
 
@@ -72,6 +75,7 @@ class SolverModule(pl.LightningModule):
         steps_per_block: Optional[int] = None,
         reference_metrics: bool = False,
         direct_steps: bool = True,
+        deferred_checks: Optional[bool] = None,
     ) -> None:
         super().__init__()
         if not isinstance(problem, Problem):
@@ -94,6 +98,7 @@ class SolverModule(pl.LightningModule):
         self._step_grid: list[int] = []
         self.reference_metrics = reference_metrics
         self.direct_steps = direct_steps
+        self.deferred_checks = deferred_checks
         self.quality = torch.nn.ModuleDict()
         self.iteration: Optional[Iteration] = None
         self.result: Optional[Result] = None
@@ -133,7 +138,8 @@ class SolverModule(pl.LightningModule):
             # proves nothing, so there is no default tolerance; the run ends by max_steps/epochs.
             criteria = Criteria(tol=0.0, rtol_every=criteria.rtol_every, residual_every=criteria.residual_every,
                                 stall_steps=criteria.stall_steps)
-        self.iteration = Iteration(self.problem, trainer.optimizers[0], criteria, backward=backward)
+        self.iteration = Iteration(self.problem, trainer.optimizers[0], criteria, backward=backward,
+                                   deferred=self.deferred_checks)
         self._step_grid = [cb._every_n_train_steps for cb in trainer.checkpoint_callbacks
                            if getattr(cb, "_every_n_train_steps", 0)]
         if self._resume_state is not None:
