@@ -23,6 +23,10 @@ from .result import Result, Status
 DEFAULT_RESIDUAL_TOL = {torch.float64: 1e-8, torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 1e-2}
 
 
+_NO_CLOSURE = ("the optimizer's step() did not call the closure; torch_gdla needs optimizers that evaluate the "
+               "loss through step(closure)")
+
+
 @dataclass
 class Criteria:
     """Stopping rules (plain, serialisable settings).
@@ -192,8 +196,7 @@ class Iteration:
             step(self._deferred_closure)
             value = self._step_value
             if value is None:
-                raise RuntimeError("the optimizer's step() did not call the closure; torch_gdla needs optimizers "
-                                   "that evaluate the loss through step(closure)")
+                raise RuntimeError(_NO_CLOSURE)
             step_values.append(value)
             stop = ~torch.isfinite(value)
             if tol:
@@ -211,12 +214,8 @@ class Iteration:
                     self.best_loss = min(self.best_loss, loss)
                 elif self._nonfinite is None:
                     self._nonfinite = loss
-            self._history_view[self.steps] = value
-            self._best_history[self.steps] = self.best_loss
-            self.steps += 1
-            status = self._check(value)
+            status = self._record_step(value)
             if status is not None:
-                self.status = status
                 return status
         return None
 
@@ -231,35 +230,34 @@ class Iteration:
         step = step or self.optimizer.step
         if self.steps + n_steps > len(self._history):
             self._grow(self.steps + n_steps)
-        if self.deferred:
-            try:
-                return self._run_deferred(n_steps, step)
-            except KeyboardInterrupt:
-                self.status = Status.INTERRUPTED
-                self.detail = f"interrupted at step {self.steps}; the best solution so far is returned"
-                return self.status
-        history = self._history_view
-        closure = self.closure
         try:
-            for _ in range(n_steps):
-                self._step_loss = None
-                step(closure)
-                value = self._step_loss
-                if value is None:
-                    raise RuntimeError("the optimizer's step() did not call the closure; torch_gdla needs optimizers "
-                                       "that evaluate the loss through step(closure)")
-                history[self.steps] = value
-                self._best_history[self.steps] = self.best_loss
-                self.steps += 1
-                status = self._check(value)
-                if status is not None:
-                    self.status = status
-                    return status
+            return self._run_deferred(n_steps, step) if self.deferred else self._run_per_step(n_steps, step)
         except KeyboardInterrupt:
             self.status = Status.INTERRUPTED
             self.detail = f"interrupted at step {self.steps}; the best solution so far is returned"
             return self.status
+
+    def _run_per_step(self, n_steps: int, step: Callable[[Callable[[], Tensor]], Any]) -> Optional[Status]:
+        closure = self.closure
+        for _ in range(n_steps):
+            self._step_loss = None
+            step(closure)
+            if self._step_loss is None:
+                raise RuntimeError(_NO_CLOSURE)
+            status = self._record_step(self._step_loss)
+            if status is not None:
+                return status
         return None
+
+    def _record_step(self, value: float) -> Optional[Status]:
+        """Write a finished step's loss into the history and apply the stopping rules."""
+        self._history_view[self.steps] = value
+        self._best_history[self.steps] = self.best_loss
+        self.steps += 1
+        status = self._check(value)
+        if status is not None:
+            self.status = status
+        return status
 
     def _grow(self, capacity: int) -> None:
         # The history is a preallocated float64 tensor; writes go through a NumPy view of the
