@@ -58,3 +58,17 @@ def test_solver_module_with_deferred_checks_stops_at_the_tol_step(M1):
     result = module.result
     assert result.converged and result.loss <= 1e-12
     assert result.steps == int((result.history <= 1e-12).nonzero()[0]) + 1
+
+
+def test_deferred_residual_rule_stops_at_a_block_end_with_the_steps_taken():
+    # Only tol and divergence are exact inside a deferred block; the residual rule is applied at
+    # the block's end, at the point that will be returned, and steps counts every step run.
+    g = torch.Generator().manual_seed(0)
+    A = torch.randn(300, 40, generator=g, dtype=torch.float64)
+    b = torch.randn(300, generator=g, dtype=torch.float64)
+    problem = gdla.LinearSystem(A, b)
+    result = run(problem, problem.default_optimizer(), gdla.Criteria(residual_tol=1e-12), True, block=25)
+    assert result.converged and result.status is gdla.Status.RESIDUAL_TOL
+    assert result.steps % 25 == 0
+    assert problem.residual() <= 1e-12
+    assert result.loss == problem().item()  # the reported loss is the returned point's

@@ -37,7 +37,6 @@ from hypothesis import event, given, note, settings
 from hypothesis import strategies as st
 
 import torch_gdla as gdla
-from torch_gdla.iteration import default_optimizer
 
 EXAMPLES = settings.default.max_examples  # of the loaded profile: "ci" (default) or "thorough"
 MAX_STEPS = 2000
@@ -68,7 +67,7 @@ batch_shapes = st.lists(st.integers(1, 3), min_size=0, max_size=2).map(tuple)
 
 def iterate(problem, criteria: gdla.Criteria, max_steps: int = MAX_STEPS) -> gdla.Result:
     """The solver loop without Lightning (what gdla.solve runs, block by block)."""
-    iteration = gdla.Iteration(problem, default_optimizer(problem), criteria)
+    iteration = gdla.Iteration(problem, problem.default_optimizer(), criteria)
     iteration.run(max_steps)
     return iteration.finish(max_steps=max_steps)
 

@@ -106,8 +106,8 @@ def test_orthogonal_method_float64(name):
 
 @pytest.mark.parametrize("name", list(SEED_MATRICES))
 def test_default_solve_meets_the_evaluation_target(name):
-    # gdla.solve with no optimizer must pick the problem's own L-BFGS (iteration.default_optimizer
-    # consults problem.default_optimizer()): ≤ 300 evaluations to 1e-8 on every seed matrix.
+    # gdla.solve with no optimizer must pick the problem's own L-BFGS (build_optimizer calls
+    # problem.default_optimizer()): ≤ 300 evaluations to 1e-8 on every seed matrix.
     M = seed_matrix(name, torch.float64)
     result = gdla.solve(gdla.SVD(M), max_steps=300)  # bounds the run if the default is not L-BFGS
     sigma = torch.linalg.svdvals(M)

@@ -13,7 +13,7 @@ from typing import Any, Callable, Optional
 import torch
 from torch import Tensor
 
-from ._checks import check_positive_int, check_tolerance
+from ._checks import check_optimizer_factory, check_positive_int, check_tolerance
 from .problems.base import Problem
 from .result import Result, Status
 
@@ -71,11 +71,7 @@ def build_optimizer(factory: Optional[Callable[..., Any]], problem: Problem) -> 
     """Call the user's optimizer factory on the problem's parameters, checking what comes back."""
     if factory is None:
         return problem.default_optimizer()
-    if not callable(factory):
-        raise TypeError(
-            f"optimizer must be a callable taking the parameters, e.g. functools.partial(torch.optim.SGD, lr=0.1); "
-            f"got {type(factory).__name__}"
-        )
+    check_optimizer_factory(factory)
     try:
         optimizer = factory(problem.parameters())
     except TypeError as error:
@@ -90,12 +86,6 @@ def build_optimizer(factory: Optional[Callable[..., Any]], problem: Problem) -> 
         )
     return optimizer
 
-
-def default_optimizer(problem: Problem) -> torch.optim.Optimizer:
-    """The library default, what ``Problem.default_optimizer()`` returns unless a problem knows
-    better: conjugate gradient, with the exact step of a quadratic loss when the problem
-    declares one (no learning rate to tune either way)."""
-    return problem.default_optimizer()
 
 
 class Iteration:
@@ -115,7 +105,8 @@ class Iteration:
         self.params = [p for p in problem.parameters() if p.requires_grad]
         self.steps = 0
         self.evaluations = 0
-        self.best_loss = math.inf
+        self.best_loss = math.inf  # the loss of the kept point, self.best
+        self._min_loss = math.inf  # the lowest loss seen: ties are measured from it
         self.best = [p.detach().clone() for p in self.params]  # the start, until something beats it
         self._history = torch.empty(1024, dtype=torch.float64)
         self._history_view = self._history.numpy()
@@ -134,6 +125,7 @@ class Iteration:
         if self.deferred:
             device = self.best[0].device if self.best else problem.device
             self._best_t = torch.tensor(math.inf, dtype=torch.float64, device=device)
+            self._min_t = torch.tensor(math.inf, dtype=torch.float64, device=device)
             self._frozen = torch.tensor(False, device=device)
             self._evaluated: list[Tensor] = []  # this block's loss tensors, one per evaluation
             self._evaluated_steps: list[int] = []
@@ -157,11 +149,13 @@ class Iteration:
                 self.best_loss = min(self.best_loss, value)
             elif self._nonfinite is None:
                 self._nonfinite = value
-        elif value <= self.best_loss + self._tie * abs(self.best_loss):
-            # A loss within a few ulps of the best is a tie that rounding cannot break; near a
+        elif value <= self._min_loss + self._tie * abs(self._min_loss):
+            # A loss within a few ulps of the lowest is a tie that rounding cannot break; near a
             # non-zero minimum (least squares) every later iterate ties, and the later one of a
             # convergent method is the better answer, so ties move the best point forward.
-            self.best_loss = min(self.best_loss, value)
+            # best_loss is the loss of the point kept, so every test made on it holds there.
+            self._min_loss = min(self._min_loss, value)
+            self.best_loss = value
             for saved, p in zip(self.best, self.params):
                 saved.copy_(p.detach())
         elif value != value or value in (math.inf, -math.inf):
@@ -180,9 +174,10 @@ class Iteration:
         if self._step_value is None:
             self._step_value = value
         if self.track_best:
-            best = self._best_t
-            improve = (value <= best + self._tie * best.abs()) & ~self._frozen
-            self._best_t = torch.where(improve, torch.minimum(value, best), best)
+            lowest = self._min_t
+            improve = (value <= lowest + self._tie * lowest.abs()) & ~self._frozen
+            self._min_t = torch.where(improve, torch.minimum(value, lowest), lowest)
+            self._best_t = torch.where(improve, value, self._best_t)
             for saved, p in zip(self.best, self.params):
                 saved.copy_(torch.where(improve, p.detach(), saved))
         return loss
@@ -209,12 +204,16 @@ class Iteration:
         for index, loss in zip(self._evaluated_steps, evaluated):
             by_step[index].append(loss)
         for j, value in enumerate(values):
-            for loss in by_step[j]:
-                if math.isfinite(loss):
+            for loss in by_step[j]:  # the closure's rule, replayed on the host
+                if not math.isfinite(loss):
+                    if self._nonfinite is None:
+                        self._nonfinite = loss
+                elif not self.track_best:
                     self.best_loss = min(self.best_loss, loss)
-                elif self._nonfinite is None:
-                    self._nonfinite = loss
-            status = self._record_step(value)
+                elif loss <= self._min_loss + self._tie * abs(self._min_loss):
+                    self._min_loss = min(self._min_loss, loss)
+                    self.best_loss = loss
+            status = self._record_step(value, block_end=j == len(values) - 1)
             if status is not None:
                 return status
         return None
@@ -249,12 +248,12 @@ class Iteration:
                 return status
         return None
 
-    def _record_step(self, value: float) -> Optional[Status]:
+    def _record_step(self, value: float, block_end: bool = True) -> Optional[Status]:
         """Write a finished step's loss into the history and apply the stopping rules."""
         self._history_view[self.steps] = value
         self._best_history[self.steps] = self.best_loss
         self.steps += 1
-        status = self._check(value)
+        status = self._check(value, block_end)
         if status is not None:
             self.status = status
         return status
@@ -273,7 +272,10 @@ class Iteration:
         self._best_history = self._history_view.copy()
         self._best_history[: self.steps] = best[: self.steps]
 
-    def _check(self, value: float) -> Optional[Status]:
+    def _check(self, value: float, block_end: bool = True) -> Optional[Status]:
+        """The stopping rules after a step.  ``block_end=False`` (a deferred block's inner steps)
+        applies only the rules the device tracked exactly there: divergence and tol.  Deferred
+        runs apply the periodic rules (residual, rtol, stall) at every block end."""
         c = self.criteria
         if self._nonfinite is not None or not math.isfinite(value):
             bad = value if not math.isfinite(value) else self._nonfinite
@@ -287,12 +289,14 @@ class Iteration:
         if c.tol and self.best_loss <= c.tol:
             self.detail = f"tol reached: loss {self.best_loss:.10g} <= tol {c.tol:.10g}"
             return Status.TOL
+        if not block_end:
+            return None
         if c.residual_tol:
             bound = self.problem.residual_bound(self.best_loss)
             if bound is not None and bound <= c.residual_tol:
                 self.detail = f"residual_tol reached: residual <= {bound:.3g} <= residual_tol {c.residual_tol:g}"
                 return Status.RESIDUAL_TOL
-            if bound is None and self.steps % c.residual_every == 0:
+            if bound is None and (self.deferred or self.steps % c.residual_every == 0):
                 residual = self.best_residual()
                 if residual <= c.residual_tol:
                     self.detail = f"residual_tol reached: residual {residual:.3g} <= residual_tol {c.residual_tol:g}"
@@ -300,11 +304,12 @@ class Iteration:
         if self.interrupt_requested:
             self.detail = f"interrupted at step {self.steps}; the best solution so far is returned"
             return Status.INTERRUPTED
-        if self.track_best and c.stall_steps and c.any_active and self.steps > c.stall_steps and self.steps % 10 == 0:
+        if (self.track_best and c.stall_steps and c.any_active and self.steps > c.stall_steps
+                and (self.deferred or self.steps % 10 == 0)):
             earlier = float(self._best_history[self.steps - 1 - c.stall_steps])
             if earlier - self.best_loss <= 1e-6 * abs(earlier) and self._residual_stalled():
                 return self._explain_stall()
-        if c.rtol and self.steps > c.rtol_every and (self.steps - 1) % c.rtol_every == 0:
+        if c.rtol and self.steps > c.rtol_every and (self.deferred or (self.steps - 1) % c.rtol_every == 0):
             previous = float(self._history_view[self.steps - 1 - c.rtol_every])
             scale = max(abs(previous), abs(value))
             change = abs(previous - value) / scale if scale > 0 else 0.0
@@ -443,14 +448,17 @@ class Iteration:
     # -- checkpointing --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {"steps": self.steps, "evaluations": self.evaluations, "best_loss": self.best_loss,
+                "min_loss": self._min_loss,
                 "best": [t.clone() for t in self.best], "history": self.history, "criteria": asdict(self.criteria)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.steps = state["steps"]
         self.evaluations = state["evaluations"]
         self.best_loss = state["best_loss"]
+        self._min_loss = state.get("min_loss", self.best_loss)
         if self.deferred:
             self._best_t.fill_(self.best_loss)
+            self._min_t.fill_(self._min_loss)
         for saved, t in zip(self.best, state["best"]):
             saved.copy_(t)
         history = state["history"]

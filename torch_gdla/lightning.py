@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset
 
+from ._checks import check_optimizer_factory
 from .iteration import Criteria, Iteration, build_optimizer
 from .problems.base import Problem
 from .result import Result, Status
@@ -80,11 +81,8 @@ class SolverModule(pl.LightningModule):
         super().__init__()
         if not isinstance(problem, Problem):
             raise TypeError(f"problem must be a torch_gdla Problem (e.g. gdla.MatrixInverse(M)); got {type(problem).__name__}")
-        if optimizer is not None and not callable(optimizer):
-            raise TypeError(
-                "optimizer must be a callable taking the parameters, e.g. functools.partial(torch.optim.SGD, lr=0.1); "
-                f"got {type(optimizer).__name__}"
-            )
+        if optimizer is not None:
+            check_optimizer_factory(optimizer)
         self.automatic_optimization = False
         self.problem = problem
         self.optimizer_factory = optimizer
@@ -185,10 +183,9 @@ class SolverModule(pl.LightningModule):
         data = batch if self.problem.uses_data else None
         if data is not None:
             budget = min(budget, 1)  # one optimizer step per batch of rows
-        started, before_block = time.perf_counter(), iteration.steps
+        started, before = time.perf_counter(), iteration.steps
         if budget > 0:
             if self._direct:
-                before = iteration.steps
                 try:
                     status = iteration.run(budget, iteration.optimizer.step, batch=data)
                 finally:
@@ -199,7 +196,7 @@ class SolverModule(pl.LightningModule):
             else:
                 status = iteration.run(budget, self.optimizers().step, batch=data)
         if data is None:
-            self._adapt_block(iteration.steps - before_block, time.perf_counter() - started)
+            self._adapt_block(iteration.steps - before, time.perf_counter() - started)
         if data is None or batch_idx % (self.steps_per_block or 100) == 0:
             self.log_dict(self._log_values(), on_step=True, prog_bar=True, batch_size=1)
         max_steps = self.trainer.max_steps

@@ -8,7 +8,7 @@ import threading
 import warnings
 from typing import Any, Callable, Iterator, Optional, Sequence
 
-from ._checks import check_optimizer_factory, check_positive_int
+from ._checks import check_positive_int
 from .problems.base import Problem
 from .result import Result
 
@@ -103,15 +103,12 @@ def solve(
         verbose: show Lightning's progress bar and messages.
         **trainer_kwargs: passed to ``pytorch_lightning.Trainer``.
     """
-    if not isinstance(problem, Problem):
-        raise TypeError(f"problem must be a torch_gdla Problem (e.g. gdla.MatrixInverse(M)); got {type(problem).__name__}")
     check_positive_int(max_steps, "max_steps", allow_none="max_epochs" in trainer_kwargs or "max_time" in trainer_kwargs)
-    if optimizer is not None:
-        check_optimizer_factory(optimizer)
     import pytorch_lightning as pl
 
     from .lightning import SolverModule
 
+    # SolverModule checks the problem and the optimizer factory.
     module = SolverModule(problem, optimizer=optimizer, tol=tol, residual_tol=residual_tol, rtol=rtol,
                           rtol_every=rtol_every, residual_every=residual_every, stall_steps=stall_steps,
                           steps_per_block=steps_per_block,
