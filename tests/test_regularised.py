@@ -197,7 +197,7 @@ def test_no_closed_form_for_lasso_and_optimizer_errors():
     A, b = _data()
     with pytest.raises(NotImplementedError, match="scipy.optimize.nnls"):
         gdla.LinearSystem(A, b, l1=1.0).reference()
-    with pytest.raises(ValueError, match="lr must be a positive"):
+    with pytest.raises(ValueError, match="lr must be a finite number > 0"):
         gdla.optim.ProximalGradient([torch.zeros(2, requires_grad=True)], lr=0)
     with pytest.raises(ValueError, match="spd"):
         gdla.LinearSystem(A.T @ A, A.T @ b, assume="spd", l2=1.0)

@@ -12,8 +12,8 @@ from . import functions, matrices, optim, sharding
 from .derivative import derivative, gradient
 from .iteration import Criteria, Iteration
 from .problems import SVD, LinearSystem, MatrixInverse, Problem
-from .problems.streamed import StreamedLeastSquares
 from .problems.minimize import Minimize
+from .problems.streamed import StreamedLeastSquares
 from .result import Result, Status
 from .solve import solve
 

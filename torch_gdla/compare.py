@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from .errors import ArgumentError
+
 __all__ = ["Run", "Comparison", "load_comparisons", "run_comparison", "main"]
 
 _FILE_KEYS = {"save_dir", "comparisons"}
@@ -60,22 +62,22 @@ class Comparison:
 
 def _check_keys(entry: Any, allowed: set[str], where: str) -> dict:
     if not isinstance(entry, dict):
-        raise ValueError(f"{where} must be a mapping with keys {', '.join(sorted(allowed))}; got {type(entry).__name__}")
+        raise ArgumentError(f"{where} must be a mapping with keys {', '.join(sorted(allowed))}; got {type(entry).__name__}")
     unknown = set(entry) - allowed
     if unknown:
-        raise ValueError(f"{where} has unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(allowed))}")
+        raise ArgumentError(f"{where} has unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(allowed))}")
     return entry
 
 
 def _name(value: Any, where: str) -> str:
     if not isinstance(value, str) or not _NAME.fullmatch(value):
-        raise ValueError(f"{where}.name must be a directory-safe name (letters, digits, _ . -); got {value!r}")
+        raise ArgumentError(f"{where}.name must be a directory-safe name (letters, digits, _ . -); got {value!r}")
     return value
 
 
 def _config(value: Any, base: Path, where: str) -> Path:
     if not isinstance(value, str):
-        raise ValueError(f"{where}.config must be the path of a fit config (relative to the comparison file); got {value!r}")
+        raise ArgumentError(f"{where}.config must be the path of a fit config (relative to the comparison file); got {value!r}")
     path = (base / value) if not Path(value).is_absolute() else Path(value)
     if not path.is_file():
         raise FileNotFoundError(f"{where}.config: {str(path)!r} does not exist (config paths are relative to the comparison file)")
@@ -86,7 +88,7 @@ def _overrides(value: Any, where: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-        raise ValueError(f"{where}.set must map dotted keys (e.g. trainer.max_steps) to values; got {value!r}")
+        raise ArgumentError(f"{where}.set must map dotted keys (e.g. trainer.max_steps) to values; got {value!r}")
     return dict(value)
 
 
@@ -101,20 +103,20 @@ def load_comparisons(path: str | Path, output_dir: Optional[str | Path] = None) 
     document = _check_keys(yaml.safe_load(path.read_text()), _FILE_KEYS, str(path))
     entries = document.get("comparisons")
     if not isinstance(entries, list) or not entries:
-        raise ValueError(f"{str(path)!r} must list at least one entry under 'comparisons'")
+        raise ArgumentError(f"{str(path)!r} must list at least one entry under 'comparisons'")
     comparisons = []
     for index, entry in enumerate(entries):
         where = f"comparisons[{index}]"
         _check_keys(entry, _COMPARISON_KEYS, where)
         name = _name(entry.get("name"), where)
         if not isinstance(entry.get("output"), str):
-            raise ValueError(f"{where}.output must be the figure file to write (e.g. docs/figures/{name}.png)")
+            raise ArgumentError(f"{where}.output must be the figure file to write (e.g. docs/figures/{name}.png)")
         output = Path(entry["output"]) if output_dir is None else Path(output_dir) / Path(entry["output"]).name
         shared = _overrides(entry.get("set"), where)
         default_config = entry.get("config")
         runs_in = entry.get("runs")
         if not isinstance(runs_in, list) or not runs_in:
-            raise ValueError(f"{where}.runs must list at least one run")
+            raise ArgumentError(f"{where}.runs must list at least one run")
         runs = []
         for run_index, run in enumerate(runs_in):
             run_where = f"{where}.runs[{run_index}]"
@@ -122,11 +124,11 @@ def load_comparisons(path: str | Path, output_dir: Optional[str | Path] = None) 
             run_name = _name(run.get("name"), run_where)
             config = run.get("config", default_config)
             if config is None:
-                raise ValueError(f"{run_where} has no config: give one for the comparison or for the run")
+                raise ArgumentError(f"{run_where} has no config: give one for the comparison or for the run")
             runs.append(Run(name=run_name, label=str(run.get("label", run_name)), config=_config(config, path.parent, run_where),
                             overrides={**shared, **_overrides(run.get("set"), run_where)}))
         if len({r.name for r in runs}) != len(runs):
-            raise ValueError(f"{where}: run names must be unique (each gets its own log directory)")
+            raise ArgumentError(f"{where}: run names must be unique (each gets its own log directory)")
         metrics = entry.get("metrics", ["loss", "residual"])
         comparisons.append(Comparison(name=name, output=output, runs=runs, title=entry.get("title"), metrics=list(metrics)))
     return comparisons, Path(document.get("save_dir", "runs/compare"))

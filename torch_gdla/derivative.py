@@ -12,7 +12,8 @@ from typing import Any, Callable, Union
 import torch
 from torch import Tensor
 
-from ._checks import as_float_tensor
+from .errors import ArgumentError, ArgumentTypeError
+from .validation import as_float_tensor, check_nonnegative_int
 
 
 def _point(value: Any, name: str) -> Tensor:
@@ -28,16 +29,15 @@ def derivative(f: Callable[[Tensor], Tensor], x: Any, order: int = 1) -> Tensor:
     depends on x (f'' = 2 for x² + 4), every higher order is exactly zero.  The result is
     detached, with x's shape and dtype (Python numbers and lists give torch's default dtype).
     """
-    if isinstance(order, bool) or not isinstance(order, int) or order < 0:
-        raise ValueError(f"order must be an integer >= 0; got {order!r}")
+    check_nonnegative_int(order, "order")
     if not callable(f):
-        raise TypeError(f"f must be a callable tensor -> tensor (elementwise); got {type(f).__name__}")
+        raise ArgumentTypeError(f"f must be a callable tensor -> tensor (elementwise); got {type(f).__name__}")
     point = _point(x, "x")
     with torch.enable_grad():
         values = f(point)
         if not isinstance(values, Tensor) or values.shape != point.shape:
             shape = tuple(values.shape) if isinstance(values, Tensor) else type(values).__name__
-            raise ValueError(f"f must be elementwise (return x's shape {tuple(point.shape)}); got {shape}. "
+            raise ArgumentError(f"f must be elementwise (return x's shape {tuple(point.shape)}); got {shape}. "
                              "For a scalar function of several variables use gdla.gradient(f, *xs)")
         for k in range(order):
             if not values.requires_grad:  # a constant: this and all higher derivatives vanish
@@ -54,15 +54,15 @@ def gradient(f: Callable[..., Tensor], *xs: Any) -> Union[Tensor, tuple[Tensor, 
     argument gives one tensor (∇f, of x's shape), several give a tuple in argument order.
     """
     if not callable(f):
-        raise TypeError(f"f must be a callable returning a scalar tensor; got {type(f).__name__}")
+        raise ArgumentTypeError(f"f must be a callable returning a scalar tensor; got {type(f).__name__}")
     if not xs:
-        raise ValueError("gradient needs the point: gradient(f, x) or gradient(f, x, y, ...)")
+        raise ArgumentError("gradient needs the point: gradient(f, x) or gradient(f, x, y, ...)")
     points = [_point(x, f"xs[{i}]") for i, x in enumerate(xs)]
     with torch.enable_grad():
         value = f(*points)
         if not isinstance(value, Tensor) or value.numel() != 1:
             shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
-            raise ValueError(f"f must return a scalar tensor; got {shape}. For an elementwise function use "
+            raise ArgumentError(f"f must return a scalar tensor; got {shape}. For an elementwise function use "
                              "gdla.derivative(f, x), which differentiates f(x).sum()")
         if not value.requires_grad:
             grads = [torch.zeros_like(p) for p in points]

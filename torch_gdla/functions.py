@@ -11,6 +11,8 @@ from typing import Callable, NamedTuple
 
 from torch import Tensor
 
+from .errors import ArgumentError, ArgumentTypeError
+
 Function = Callable[[Tensor], Tensor]
 
 
@@ -30,7 +32,7 @@ def rosenbrock(x: Tensor) -> Tensor:
     minimum 0 at all ones, at the end of a long curved valley."""
     flat = x.reshape(-1)
     if flat.numel() < 2:
-        raise ValueError(f"rosenbrock needs at least 2 variables; x0 has {flat.numel()}")
+        raise ArgumentError(f"rosenbrock needs at least 2 variables; x0 has {flat.numel()}")
     return (100.0 * (flat[1:] - flat[:-1].square()).square() + (1.0 - flat[:-1]).square()).sum()
 
 
@@ -49,19 +51,19 @@ def resolve(fn: str | Function, name: str = "fn") -> Function:
     if callable(fn):
         return fn
     if not isinstance(fn, str):
-        raise TypeError(f"{name} must be a callable (tensor -> scalar tensor) or the name of one of "
+        raise ArgumentTypeError(f"{name} must be a callable (tensor -> scalar tensor) or the name of one of "
                         f"{', '.join(sorted(FUNCTIONS))}; got {type(fn).__name__}")
     if fn in FUNCTIONS:
         return FUNCTIONS[fn]
     module_name, _, attribute = fn.rpartition(".")
     if not module_name or not attribute.isidentifier() or not all(part.isidentifier() for part in module_name.split(".")):
-        raise ValueError(f"{name}={fn!r} is not a known function: use one of {', '.join(sorted(FUNCTIONS))}, "
+        raise ArgumentError(f"{name}={fn!r} is not a known function: use one of {', '.join(sorted(FUNCTIONS))}, "
                          "or the import path of your own function, e.g. 'mypackage.objectives.loss'")
     try:
         value = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as error:
-        raise ValueError(f"{name}={fn!r} could not be imported ({error}); known names: "
+        raise ArgumentError(f"{name}={fn!r} could not be imported ({error}); known names: "
                          f"{', '.join(sorted(FUNCTIONS))}") from None
     if not callable(value):
-        raise TypeError(f"{name}={fn!r} names a {type(value).__name__}, not a callable")
+        raise ArgumentTypeError(f"{name}={fn!r} names a {type(value).__name__}, not a callable")
     return value

@@ -13,9 +13,15 @@ from typing import Any, Callable, Optional
 import torch
 from torch import Tensor
 
-from ._checks import check_optimizer_factory, check_positive_int, check_tolerance
+from .errors import ArgumentTypeError
 from .problems.base import Problem
 from .result import Result, Status
+from .validation import (
+    check_nonnegative_int,
+    check_optimizer_factory,
+    check_positive_int,
+    check_tolerance,
+)
 
 # Residual tolerance used when the caller sets no tolerance at all: about the square root of the
 # dtype's machine epsilon, which a loss-based method can reach even when the minimum loss is not
@@ -53,8 +59,7 @@ class Criteria:
             setattr(self, name, check_tolerance(getattr(self, name), name))
         check_positive_int(self.rtol_every, "rtol_every")
         check_positive_int(self.residual_every, "residual_every")
-        if isinstance(self.stall_steps, bool) or not isinstance(self.stall_steps, int) or self.stall_steps < 0:
-            raise ValueError(f"stall_steps must be an integer >= 0; got {self.stall_steps!r}")
+        check_nonnegative_int(self.stall_steps, "stall_steps")
 
     def resolved(self, dtype: torch.dtype) -> "Criteria":
         if self.tol is None and self.residual_tol is None and self.rtol is None:
@@ -75,12 +80,12 @@ def build_optimizer(factory: Optional[Callable[..., Any]], problem: Problem) -> 
     try:
         optimizer = factory(problem.parameters())
     except TypeError as error:
-        raise TypeError(
+        raise ArgumentTypeError(
             f"optimizer could not be called with the parameters ({error}); pass a callable params -> Optimizer, "
             "e.g. functools.partial(torch.optim.SGD, lr=0.1)"
         ) from None
     if not isinstance(optimizer, torch.optim.Optimizer):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"optimizer must return a torch.optim.Optimizer when called with the parameters; got {type(optimizer).__name__}. "
             "Pass the class or a functools.partial of it, not an instance"
         )

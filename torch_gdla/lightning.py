@@ -10,10 +10,11 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset
 
-from ._checks import check_optimizer_factory
+from .errors import ArgumentError, ArgumentTypeError
 from .iteration import Criteria, Iteration, build_optimizer
 from .problems.base import Problem
 from .result import Result, Status
+from .validation import check_optimizer_factory, check_positive_int
 
 OptimizerCallable = Callable[[Iterable], torch.optim.Optimizer]
 
@@ -80,7 +81,7 @@ class SolverModule(pl.LightningModule):
     ) -> None:
         super().__init__()
         if not isinstance(problem, Problem):
-            raise TypeError(f"problem must be a torch_gdla Problem (e.g. gdla.MatrixInverse(M)); got {type(problem).__name__}")
+            raise ArgumentTypeError(f"problem must be a torch_gdla Problem (e.g. gdla.MatrixInverse(M)); got {type(problem).__name__}")
         if optimizer is not None:
             check_optimizer_factory(optimizer)
         self.automatic_optimization = False
@@ -88,9 +89,7 @@ class SolverModule(pl.LightningModule):
         self.optimizer_factory = optimizer
         self.criteria = Criteria(tol=tol, residual_tol=residual_tol, rtol=rtol, rtol_every=rtol_every,
                                  residual_every=residual_every, stall_steps=stall_steps)
-        if steps_per_block is not None and (isinstance(steps_per_block, bool) or not isinstance(steps_per_block, int)
-                                            or steps_per_block <= 0):
-            raise ValueError(f"steps_per_block must be a positive integer or None (adaptive); got {steps_per_block!r}")
+        check_positive_int(steps_per_block, "steps_per_block", allow_none=True, meaning="None adapts it")
         self.steps_per_block = steps_per_block
         self._block = steps_per_block or self.FIRST_BLOCK
         self._step_grid: list[int] = []
@@ -120,7 +119,7 @@ class SolverModule(pl.LightningModule):
         timed = any(isinstance(cb, pl.callbacks.Timer) and cb._duration is not None for cb in trainer.callbacks)
         # A data-driven problem's epochs end; a data-free one's single epoch never does.
         if (trainer.max_steps is None or trainer.max_steps < 0) and not timed and not self.problem.uses_data:
-            raise ValueError(
+            raise ArgumentError(
                 "Trainer(max_steps=...) is required: a solver has no dataset and no epochs, so without max_steps "
                 "(or max_time) a run that never meets its tolerance would never end"
             )

@@ -19,28 +19,22 @@ from typing import Any, Optional, Sequence, Union
 import torch
 from torch import Tensor
 
+from .errors import ArgumentError, ArgumentTypeError
+from .validation import DTYPES, check_dtype, check_positive_int
+
 __all__ = [
     "MatrixLike", "VectorLike", "Source", "Explicit", "Random", "Diagonal", "File", "load", "save", "DTYPES",
     "IdentityPlusNoise", "Conditioned", "Hilbert", "Pascal", "Lehmer", "Vandermonde", "Frank", "Kahan",
     "Wilkinson", "Tridiagonal", "check_writable", "save_solution", "LowRank", "RandomMask",
 ]
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16}
-
-
-def _dtype(name: Optional[str]) -> Optional[torch.dtype]:
-    if name is None:
-        return None
-    if name not in DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}; got {name!r}")
-    return DTYPES[name]
 
 
 class Source:
     """A recipe for a matrix.  Subclasses implement ``build()``; ``dtype`` casts the result."""
 
     def __init__(self, dtype: Optional[str] = None) -> None:
-        self.dtype = _dtype(dtype)
+        self.dtype = check_dtype(dtype)
 
     def build(self) -> Tensor:
         raise NotImplementedError
@@ -75,10 +69,10 @@ class Random(Source):
     ) -> None:
         super().__init__(dtype)
         if distribution not in ("uniform", "normal"):
-            raise ValueError(f"distribution must be 'uniform' or 'normal'; got {distribution!r}")
+            raise ArgumentError(f"distribution must be 'uniform' or 'normal'; got {distribution!r}")
         self.shape = [int(s) for s in shape]
         if any(s <= 0 for s in self.shape):
-            raise ValueError(f"shape must contain positive sizes; got {self.shape}")
+            raise ArgumentError(f"shape must contain positive sizes; got {self.shape}")
         self.seed = seed
         self.distribution = distribution
         self.transpose = transpose
@@ -107,12 +101,6 @@ class Diagonal(Source):
 # The random families (Random, IdentityPlusNoise) keep torch's default dtype, like torch.rand.
 
 
-def _positive_int(value: int, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}")
-    return value
-
-
 def _indices(n: int) -> tuple[Tensor, Tensor]:
     """1-based row and column indices (i, j) of an n×n matrix, float64."""
     index = torch.arange(1, n + 1, dtype=torch.float64)
@@ -132,9 +120,9 @@ class IdentityPlusNoise(Source):
     def __init__(self, n: int, scale: float = 0.1, seed: int = 314, distribution: str = "normal",
                  dtype: Optional[str] = None) -> None:
         super().__init__(dtype)
-        self.n = _positive_int(n, "n")
+        self.n = check_positive_int(n, "n")
         if distribution not in ("uniform", "normal"):
-            raise ValueError(f"distribution must be 'uniform' or 'normal'; got {distribution!r}")
+            raise ArgumentError(f"distribution must be 'uniform' or 'normal'; got {distribution!r}")
         self.scale = float(scale)
         self.seed = seed
         self.distribution = distribution
@@ -162,19 +150,19 @@ class Conditioned(Source):
     def __init__(self, n: int, cond: float = 100.0, kind: str = "spd", seed: int = 314,
                  m: Optional[int] = None, dtype: Optional[str] = None) -> None:
         super().__init__(dtype)
-        self.n = _positive_int(n, "n")
+        self.n = check_positive_int(n, "n")
         if kind not in ("spd", "general"):
-            raise ValueError(f"kind must be 'spd' or 'general'; got {kind!r}")
+            raise ArgumentError(f"kind must be 'spd' or 'general'; got {kind!r}")
         if not float(cond) >= 1 or float(cond) == float("inf"):
-            raise ValueError(f"cond must be a finite number >= 1 (the ratio of the largest to the smallest singular value); got {cond!r}")
+            raise ArgumentError(f"cond must be a finite number >= 1 (the ratio of the largest to the smallest singular value); got {cond!r}")
         if self.n == 1 and float(cond) != 1:
-            raise ValueError(f"a 1×1 matrix has condition number 1; got cond={cond!r} with n=1")
+            raise ArgumentError(f"a 1×1 matrix has condition number 1; got cond={cond!r} with n=1")
         if m is not None:
-            _positive_int(m, "m")
+            check_positive_int(m, "m")
             if kind == "spd" and m != n:
-                raise ValueError(f"kind='spd' makes a square matrix; got m={m} != n={n} (use kind='general' for m×n)")
+                raise ArgumentError(f"kind='spd' makes a square matrix; got m={m} != n={n} (use kind='general' for m×n)")
             if m < n:
-                raise ValueError(f"m must be >= n (a wide matrix has no full column rank condition); got m={m}, n={n}")
+                raise ArgumentError(f"m must be >= n (a wide matrix has no full column rank condition); got m={m}, n={n}")
         self.cond = float(cond)
         self.kind = kind
         self.seed = seed
@@ -208,7 +196,7 @@ class Hilbert(Source):
 
     def __init__(self, n: int, dtype: Optional[str] = None) -> None:
         super().__init__(dtype)
-        self.n = _positive_int(n, "n")
+        self.n = check_positive_int(n, "n")
 
     def build(self) -> Tensor:
         i, j = _indices(self.n)
@@ -227,7 +215,7 @@ class Pascal(Source):
 
     def __init__(self, n: int, dtype: Optional[str] = None) -> None:
         super().__init__(dtype)
-        self.n = _positive_int(n, "n")
+        self.n = check_positive_int(n, "n")
 
     def build(self) -> Tensor:
         import math
@@ -246,7 +234,7 @@ class Lehmer(Source):
 
     def __init__(self, n: int, dtype: Optional[str] = None) -> None:
         super().__init__(dtype)
-        self.n = _positive_int(n, "n")
+        self.n = check_positive_int(n, "n")
 
     def build(self) -> Tensor:
         i, j = _indices(self.n)
@@ -267,13 +255,13 @@ class Vandermonde(Source):
                  increasing: bool = True, dtype: Optional[str] = None) -> None:
         super().__init__(dtype)
         if (points is None) == (n is None):
-            raise ValueError("Vandermonde needs exactly one of points (the nodes) or n (nodes 1, 2, ..., n)")
+            raise ArgumentError("Vandermonde needs exactly one of points (the nodes) or n (nodes 1, 2, ..., n)")
         if points is not None:
             self.points = [float(x) for x in points]
             if not self.points:
-                raise ValueError("points must contain at least one node")
+                raise ArgumentError("points must contain at least one node")
         else:
-            self.points = [float(k) for k in range(1, _positive_int(n, "n") + 1)]
+            self.points = [float(k) for k in range(1, check_positive_int(n, "n") + 1)]
         self.increasing = increasing
 
     def build(self) -> Tensor:
@@ -294,7 +282,7 @@ class Frank(Source):
 
     def __init__(self, n: int, dtype: Optional[str] = None) -> None:
         super().__init__(dtype)
-        self.n = _positive_int(n, "n")
+        self.n = check_positive_int(n, "n")
 
     def build(self) -> Tensor:
         i, j = _indices(self.n)
@@ -313,7 +301,7 @@ class Kahan(Source):
 
     def __init__(self, n: int, theta: float = 1.2, dtype: Optional[str] = None) -> None:
         super().__init__(dtype)
-        self.n = _positive_int(n, "n")
+        self.n = check_positive_int(n, "n")
         self.theta = float(theta)
 
     def build(self) -> Tensor:
@@ -337,7 +325,7 @@ class Wilkinson(Source):
 
     def __init__(self, n: int = 21, dtype: Optional[str] = None) -> None:
         super().__init__(dtype)
-        self.n = _positive_int(n, "n")
+        self.n = check_positive_int(n, "n")
 
     def build(self) -> Tensor:
         n = self.n
@@ -358,7 +346,7 @@ class Tridiagonal(Source):
     def __init__(self, n: int, lower: float = -1.0, diagonal: float = 2.0, upper: float = -1.0,
                  dtype: Optional[str] = None) -> None:
         super().__init__(dtype)
-        self.n = _positive_int(n, "n")
+        self.n = check_positive_int(n, "n")
         self.lower, self.diagonal, self.upper = float(lower), float(diagonal), float(upper)
 
     def build(self) -> Tensor:
@@ -375,11 +363,11 @@ class LowRank(Source):
 
     def __init__(self, m: int, n: int, rank: int, seed: int = 314, dtype: Optional[str] = None) -> None:
         super().__init__(dtype)
-        self.m = _positive_int(m, "m")
-        self.n = _positive_int(n, "n")
-        self.rank = _positive_int(rank, "rank")
+        self.m = check_positive_int(m, "m")
+        self.n = check_positive_int(n, "n")
+        self.rank = check_positive_int(rank, "rank")
         if self.rank > min(self.m, self.n):
-            raise ValueError(f"rank must be at most min(m, n) = {min(self.m, self.n)}; got {rank!r}")
+            raise ArgumentError(f"rank must be at most min(m, n) = {min(self.m, self.n)}; got {rank!r}")
         self.seed = seed
 
     def build(self) -> Tensor:
@@ -399,9 +387,9 @@ class RandomMask(Source):
         super().__init__(None)
         self.shape = [int(s) for s in shape]
         if not self.shape or any(s <= 0 for s in self.shape):
-            raise ValueError(f"shape must contain positive sizes; got {self.shape}")
+            raise ArgumentError(f"shape must contain positive sizes; got {self.shape}")
         if isinstance(fraction_observed, bool) or not 0 < float(fraction_observed) <= 1:
-            raise ValueError(f"fraction_observed must be in (0, 1]; got {fraction_observed!r}")
+            raise ArgumentError(f"fraction_observed must be in (0, 1]; got {fraction_observed!r}")
         self.fraction_observed = float(fraction_observed)
         self.seed = seed
 
@@ -433,7 +421,7 @@ def load(path: str | os.PathLike) -> Tensor:
             try:
                 value = torch.load(path, map_location="cpu", weights_only=True)
             except Exception as error:  # pickle refusal or corrupt file
-                raise ValueError(
+                raise ArgumentError(
                     f"{str(path)!r} is not a plain tensor file: torch.load(weights_only=True) refused it "
                     f"({_weights_only_reason(error)}); matrix files are never unpickled, so save the matrix "
                     "with torch.save(tensor, path)"
@@ -441,22 +429,22 @@ def load(path: str | os.PathLike) -> Tensor:
             if isinstance(value, dict) and len(value) == 1:
                 value = next(iter(value.values()))
             if not isinstance(value, Tensor):
-                raise ValueError(f"{str(path)!r} holds a {type(value).__name__}, not a tensor; save it with torch.save(tensor, path)")
+                raise ArgumentError(f"{str(path)!r} holds a {type(value).__name__}, not a tensor; save it with torch.save(tensor, path)")
             return value
         if suffix == ".npy":
             import numpy as np
             with open(path, "rb") as handle:
                 if handle.read(6) != b"\x93NUMPY":
-                    raise ValueError(f"{str(path)!r} is not a .npy file (no NumPy header); save it with numpy.save(path, array)")
+                    raise ArgumentError(f"{str(path)!r} is not a .npy file (no NumPy header); save it with numpy.save(path, array)")
             try:
                 array = np.load(path, allow_pickle=False)
             except ValueError as error:
-                raise ValueError(
+                raise ArgumentError(
                     f"{str(path)!r} could not be read as a plain .npy array ({error}); object arrays are refused "
                     "(loading them would unpickle): save a numeric array with numpy.save(path, array.astype(float))"
                 ) from None
             if array.dtype.kind not in "fiub":
-                raise ValueError(
+                raise ArgumentError(
                     f"{str(path)!r} holds a {array.dtype} array; a matrix file needs real numbers: "
                     "save it with numpy.save(path, array.astype(float))"
                 )
@@ -466,8 +454,8 @@ def load(path: str | os.PathLike) -> Tensor:
         if suffix == ".mtx":
             return _read_matrix_market(path)
     except (OSError, UnicodeDecodeError) as error:
-        raise ValueError(f"matrix file {str(path)!r} could not be read: {error}") from None
-    raise ValueError(f"matrix file {str(path)!r} has an unsupported extension {suffix!r}; use .pt, .npy, .csv or .mtx")
+        raise ArgumentError(f"matrix file {str(path)!r} could not be read: {error}") from None
+    raise ArgumentError(f"matrix file {str(path)!r} has an unsupported extension {suffix!r}; use .pt, .npy, .csv or .mtx")
 
 
 def _weights_only_reason(error: Exception) -> str:
@@ -496,10 +484,10 @@ def _read_matrix_market(path: Path) -> Tensor:
     try:
         value = _scipy_io("reading").mmread(str(path))
     except ValueError as error:
-        raise ValueError(f"{str(path)!r} is not a valid Matrix Market file ({error})") from None
+        raise ArgumentError(f"{str(path)!r} is not a valid Matrix Market file ({error})") from None
     array = value.toarray() if hasattr(value, "toarray") else np.asarray(value)
     if np.iscomplexobj(array):
-        raise ValueError(f"{str(path)!r} holds a complex matrix; torch_gdla problems take real matrices")
+        raise ArgumentError(f"{str(path)!r} holds a complex matrix; torch_gdla problems take real matrices")
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float64))
 
 
@@ -513,11 +501,11 @@ def _read_delimited(path: Path) -> Tensor:
         try:
             rows.append([float(f) for f in fields])
         except ValueError:
-            raise ValueError(f"{str(path)!r} line {number}: {line!r} is not a row of numbers") from None
+            raise ArgumentError(f"{str(path)!r} line {number}: {line!r} is not a row of numbers") from None
     if not rows:
-        raise ValueError(f"{str(path)!r} contains no numbers")
+        raise ArgumentError(f"{str(path)!r} contains no numbers")
     if len({len(r) for r in rows}) != 1:
-        raise ValueError(f"{str(path)!r} has rows of different lengths {sorted({len(r) for r in rows})}; a matrix needs equal rows")
+        raise ArgumentError(f"{str(path)!r} has rows of different lengths {sorted({len(r) for r in rows})}; a matrix needs equal rows")
     return torch.tensor(rows)  # torch's default dtype, like a nested list
 
 
@@ -535,16 +523,16 @@ def save(tensor: Tensor, path: str | os.PathLike) -> None:
     elif suffix in (".csv", ".txt"):
         matrix = tensor.reshape(-1, 1) if tensor.dim() == 1 else tensor
         if matrix.dim() != 2:
-            raise ValueError(f"only 1-D or 2-D tensors can be written as {suffix}; got shape {tuple(tensor.shape)}")
+            raise ArgumentError(f"only 1-D or 2-D tensors can be written as {suffix}; got shape {tuple(tensor.shape)}")
         path.write_text("\n".join(",".join(repr(float(v)) for v in row) for row in matrix.tolist()) + "\n")
     elif suffix == ".mtx":
         matrix = tensor.reshape(-1, 1) if tensor.dim() == 1 else tensor
         if matrix.dim() != 2:
-            raise ValueError(f"only 1-D or 2-D tensors can be written as .mtx; got shape {tuple(tensor.shape)}")
+            raise ArgumentError(f"only 1-D or 2-D tensors can be written as .mtx; got shape {tuple(tensor.shape)}")
         # Matrix Market stores text with 17 significant digits, so float64 values round-trip exactly.
         _scipy_io("writing").mmwrite(str(path), matrix.to(torch.float64).numpy())
     else:
-        raise ValueError(f"cannot write {str(path)!r}: use a .pt, .npy, .csv or .mtx extension")
+        raise ArgumentError(f"cannot write {str(path)!r}: use a .pt, .npy, .csv or .mtx extension")
 
 
 WRITABLE = (".pt", ".pth", ".npy", ".csv", ".txt", ".mtx")
@@ -554,7 +542,7 @@ def check_writable(path: str | os.PathLike, name: str = "path") -> Path:
     """Fail early on an extension ``save`` cannot write (before a long run, not after it)."""
     path = Path(path)
     if path.suffix.lower() not in WRITABLE:
-        raise ValueError(f"{name} {str(path)!r} has an unsupported extension {path.suffix!r}; use one of {', '.join(WRITABLE)}")
+        raise ArgumentError(f"{name} {str(path)!r} has an unsupported extension {path.suffix!r}; use one of {', '.join(WRITABLE)}")
     return path
 
 
@@ -582,7 +570,7 @@ def save_solution(solution: Any, path: str | os.PathLike) -> list[Path]:
             save(value, target)
             written.append(target)
         return written
-    raise TypeError(f"cannot write a solution of type {type(solution).__name__}; expected a tensor or a named tuple of tensors")
+    raise ArgumentTypeError(f"cannot write a solution of type {type(solution).__name__}; expected a tensor or a named tuple of tensors")
 
 
 # What problems accept for a matrix: a tensor (Python), a nested list (YAML) or a source (either).

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from .errors import ArgumentError
+
 __all__ = ["RunLog", "read_run", "plot_runs", "main"]
 
 # Metrics drawn when present, each in its own panel, with its axis label.
@@ -76,7 +78,7 @@ def _read_csv(path: Path) -> dict[str, tuple[list[float], list[float]]]:
     with path.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     if not rows or "step" not in rows[0]:
-        raise ValueError(f"{str(path)!r} is not a CSVLogger metrics file with a 'step' column (it has no rows or no header)")
+        raise ArgumentError(f"{str(path)!r} is not a CSVLogger metrics file with a 'step' column (it has no rows or no header)")
     curves: dict[str, tuple[list[float], list[float]]] = {}
     for name in rows[0]:
         if name == "step":
@@ -94,7 +96,9 @@ def _read_csv(path: Path) -> dict[str, tuple[list[float], list[float]]]:
 
 def _read_tensorboard(path: Path) -> dict[str, tuple[list[float], list[float]]]:
     try:
-        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+        from tensorboard.backend.event_processing.event_accumulator import (
+            EventAccumulator,
+        )
     except ImportError:
         raise ImportError(
             f"{str(path)!r} holds TensorBoard logs; reading them needs the tensorboard package: pip install tensorboard "
@@ -118,9 +122,9 @@ def read_run(path: str | os.PathLike, name: Optional[str] = None) -> RunLog:
     elif resolved.is_dir() or resolved.name.startswith("events.out.tfevents."):
         curves = _read_tensorboard(resolved)
     else:
-        raise ValueError(f"cannot read {str(resolved)!r}: pass a run directory, a metrics.csv or a TensorBoard event file")
+        raise ArgumentError(f"cannot read {str(resolved)!r}: pass a run directory, a metrics.csv or a TensorBoard event file")
     if "loss" not in curves:
-        raise ValueError(f"run {str(path)!r} logged no 'loss' values (found: {', '.join(curves) or 'nothing'})")
+        raise ArgumentError(f"run {str(path)!r} logged no 'loss' values (found: {', '.join(curves) or 'nothing'})")
     return RunLog(name=name or _default_name(path, resolved), path=resolved, curves=curves)
 
 
@@ -143,16 +147,16 @@ def plot_runs(
     Returns the matplotlib ``Figure`` (already saved; callers may inspect its axes).
     """
     if not runs:
-        raise ValueError("plot needs at least one run directory")
+        raise ArgumentError("plot needs at least one run directory")
     if labels is not None and len(labels) != len(runs):
-        raise ValueError(f"got {len(labels)} labels for {len(runs)} runs; give one label per run (or none)")
+        raise ArgumentError(f"got {len(labels)} labels for {len(runs)} runs; give one label per run (or none)")
     logs = [run if isinstance(run, RunLog) else read_run(run) for run in runs]
     if labels is not None:
         for log, label in zip(logs, labels):
             log.name = label
     panels = [m for m in metrics if any(m in log.curves for log in logs)]
     if not panels:
-        raise ValueError(f"none of the runs logged {', '.join(metrics)}")
+        raise ArgumentError(f"none of the runs logged {', '.join(metrics)}")
 
     import matplotlib
 

@@ -25,9 +25,11 @@ from typing import Any, Optional, Sequence
 import torch
 from torch import Tensor
 
+from .errors import ArgumentError, ArgumentTypeError
 from .problems.base import Problem
 from .problems.inverse import MatrixInverse
 from .problems.linear_system import LinearSystem
+from .validation import check_int
 
 __all__ = ["shard_indices", "shard", "assemble", "gather", "run_shard"]
 
@@ -35,14 +37,13 @@ __all__ = ["shard_indices", "shard", "assemble", "gather", "run_shard"]
 def _rank_world(rank: Optional[int], world_size: Optional[int]) -> tuple[int, int]:
     if rank is None or world_size is None:
         if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-            raise ValueError("pass rank and world_size, or initialise torch.distributed first")
+            raise ArgumentError("pass rank and world_size, or initialise torch.distributed first")
         rank = torch.distributed.get_rank() if rank is None else rank
         world_size = torch.distributed.get_world_size() if world_size is None else world_size
-    for value, name in ((rank, "rank"), (world_size, "world_size")):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{name} must be an integer; got {value!r}")
+    check_int(rank, "rank")
+    check_int(world_size, "world_size")
     if world_size <= 0 or not 0 <= rank < world_size:
-        raise ValueError(f"need 0 <= rank < world_size; got rank={rank}, world_size={world_size}")
+        raise ArgumentError(f"need 0 <= rank < world_size; got rank={rank}, world_size={world_size}")
     return rank, world_size
 
 
@@ -50,16 +51,16 @@ def _pieces(problem: Problem) -> int:
     """How many independent pieces ``problem`` splits into."""
     if isinstance(problem, MatrixInverse):
         if problem.side == "both":
-            raise ValueError('MatrixInverse(side="both") couples rows and columns; shard side="left" or "right"')
+            raise ArgumentError('MatrixInverse(side="both") couples rows and columns; shard side="left" or "right"')
         return problem.M.shape[-1]
     if isinstance(problem, LinearSystem):
         if problem.vector_rhs:
-            raise ValueError("a LinearSystem with one right-hand side has nothing independent to split; "
+            raise ArgumentError("a LinearSystem with one right-hand side has nothing independent to split; "
                              "shard a system with b of shape (m, k), k > 1")
         if getattr(problem, "assume", None) is not None:
-            raise ValueError('sharding a LinearSystem with assume="spd" is not supported; drop assume')
+            raise ArgumentError('sharding a LinearSystem with assume="spd" is not supported; drop assume')
         return problem.b.shape[-1]
-    raise TypeError(f"shard takes a MatrixInverse or a LinearSystem with several right-hand sides; "
+    raise ArgumentTypeError(f"shard takes a MatrixInverse or a LinearSystem with several right-hand sides; "
                     f"got {type(problem).__name__}")
 
 
@@ -78,7 +79,7 @@ def shard(problem: Problem, rank: Optional[int] = None, world_size: Optional[int
     """
     indices = shard_indices(problem, rank, world_size)
     if not indices:
-        raise ValueError(f"rank {rank} of {world_size} gets no piece: the problem has only {_pieces(problem)}; "
+        raise ArgumentError(f"rank {rank} of {world_size} gets no piece: the problem has only {_pieces(problem)}; "
                          "use fewer processes")
     index = torch.tensor(indices, device=problem.device)
     if isinstance(problem, MatrixInverse):
@@ -107,7 +108,7 @@ def assemble(problem: Problem, parts: Sequence[Tensor]) -> Tensor:
     for rank, part in enumerate(parts):
         indices = shard_indices(problem, rank, world_size)
         if part.shape[-1] != len(indices):
-            raise ValueError(f"part {rank} has {part.shape[-1]} pieces; rank {rank} of {world_size} should have "
+            raise ArgumentError(f"part {rank} has {part.shape[-1]} pieces; rank {rank} of {world_size} should have "
                              f"{len(indices)} (parts must be in rank order)")
         full[..., indices] = part.to(full.device)
     # pieces are columns of Y; an inverse's rows (side="left") are Yᵀ

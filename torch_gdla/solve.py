@@ -8,9 +8,9 @@ import threading
 import warnings
 from typing import Any, Callable, Iterator, Optional, Sequence
 
-from ._checks import check_positive_int
 from .problems.base import Problem
 from .result import Result
+from .validation import check_positive_int
 
 _LIGHTNING_LOGGERS = ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning.fabric")
 

@@ -9,6 +9,9 @@ from torch import Tensor
 from torch.optim import Optimizer
 from torch.optim.lbfgs import _strong_wolfe
 
+from ..errors import ArgumentError
+from ..validation import check_nonnegative_int, check_number, check_positive_int
+
 
 class ConjugateGradient(Optimizer):
     """Polak–Ribière+ conjugate gradient; one iteration per ``step(closure)``.
@@ -38,14 +41,16 @@ class ConjugateGradient(Optimizer):
 
     def __init__(self, params: Iterable[Any], quadratic: bool = False, restart_every: Optional[int] = None,
                  lr: float = 1.0, max_ls: int = 25, batch_dims: int = 0) -> None:
-        if lr <= 0:
-            raise ValueError(f"lr must be positive; got {lr}")
-        if batch_dims < 0 or (batch_dims and not quadratic):
-            raise ValueError("batch_dims must be >= 0, and is supported for quadratic losses only")
+        check_number(lr, "lr", positive=True, meaning="the line search's first step")
+        check_positive_int(max_ls, "max_ls")
+        check_nonnegative_int(batch_dims, "batch_dims")
+        check_positive_int(restart_every, "restart_every", allow_none=True)
+        if batch_dims and not quadratic:
+            raise ArgumentError("batch_dims is supported for quadratic losses only (quadratic=True)")
         defaults = dict(quadratic=quadratic, restart_every=restart_every, lr=lr, max_ls=max_ls, batch_dims=batch_dims)
         super().__init__(params, defaults)
         if len(self.param_groups) != 1:
-            raise ValueError("ConjugateGradient takes one parameter group")
+            raise ArgumentError("ConjugateGradient takes one parameter group")
         self._params: list[Tensor] = self.param_groups[0]["params"]
 
     def _flat_grad(self) -> Tensor:

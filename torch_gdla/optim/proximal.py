@@ -8,6 +8,9 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
+from ..errors import ArgumentError
+from ..validation import check_number
+
 
 class ProximalGradient(Optimizer):
     """Proximal gradient for ``loss(x) = smooth(x) + l1·‖x‖₁``, optionally subject to ``x ≥ 0``.
@@ -41,14 +44,11 @@ class ProximalGradient(Optimizer):
 
     def __init__(self, params: Iterable[Any], lr: float, l1: float = 0.0, nonnegative: bool = False,
                  accelerated: bool = True) -> None:
-        if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not math.isfinite(lr) or lr <= 0:
-            raise ValueError(f"lr must be a positive finite number (1/L for an L-Lipschitz gradient); got {lr!r}")
-        if not isinstance(l1, (int, float)) or isinstance(l1, bool) or not math.isfinite(l1) or l1 < 0:
-            raise ValueError(f"l1 must be a finite number >= 0; got {l1!r}")
-        defaults = dict(lr=float(lr), l1=float(l1), nonnegative=bool(nonnegative), accelerated=bool(accelerated))
+        defaults = dict(lr=check_number(lr, "lr", positive=True, meaning="1/L for an L-Lipschitz gradient"),
+                        l1=check_number(l1, "l1"), nonnegative=bool(nonnegative), accelerated=bool(accelerated))
         super().__init__(params, defaults)
         if len(self.param_groups) != 1:
-            raise ValueError("ProximalGradient takes one parameter group")
+            raise ArgumentError("ProximalGradient takes one parameter group")
 
     @staticmethod
     def _prox(v: Tensor, threshold: float, nonnegative: bool) -> Tensor:

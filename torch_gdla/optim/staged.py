@@ -10,6 +10,9 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
+from ..errors import ArgumentError, ArgumentTypeError
+from ..validation import check_positive_int
+
 OptimizerFactory = Callable[[Iterable], Optimizer]
 
 
@@ -51,11 +54,10 @@ class Staged(Optimizer):
     """
 
     def __init__(self, params: Iterable[Any], stages: Sequence[StageSpec], every: int = 10) -> None:
-        if isinstance(every, bool) or not isinstance(every, int) or every <= 0:
-            raise ValueError(f"every must be a positive integer (steps between loss measurements); got {every!r}")
+        check_positive_int(every, "every", meaning="steps between loss measurements")
         specs = [_as_stage(spec, i) for i, spec in enumerate(stages)] if isinstance(stages, (list, tuple)) else None
         if not specs:
-            raise ValueError("stages must be a non-empty list of Stage(optimizer, until) or (optimizer, until) pairs, "
+            raise ArgumentError("stages must be a non-empty list of Stage(optimizer, until) or (optimizer, until) pairs, "
                              "e.g. [(partial(torch.optim.Adam, lr=0.04), 0.1), partial(torch.optim.Adam, lr=0.04)]")
         _check_thresholds(specs)
         super().__init__(params, defaults={})
@@ -66,10 +68,10 @@ class Staged(Optimizer):
         for i, spec in enumerate(specs):
             inner = spec.optimizer([dict(group) for group in self.param_groups])
             if not isinstance(inner, Optimizer):
-                raise TypeError(f"stages[{i}].optimizer must return a torch.optim.Optimizer when called with the "
+                raise ArgumentTypeError(f"stages[{i}].optimizer must return a torch.optim.Optimizer when called with the "
                                 f"parameters; got {type(inner).__name__}. Pass the class or a functools.partial of it")
             if {id(p) for group in inner.param_groups for p in group["params"]} != ours:
-                raise ValueError(f"stages[{i}].optimizer must optimise the parameters it is given, not its own")
+                raise ArgumentError(f"stages[{i}].optimizer must optimise the parameters it is given, not its own")
             self.optimizers.append(inner)
         self.stage = 0
         self.steps = 0
@@ -120,7 +122,7 @@ class Staged(Optimizer):
         state_dict = dict(state_dict)
         staged = state_dict.pop("staged", None)
         if staged is None or len(staged["optimizers"]) != len(self.optimizers):
-            raise ValueError("this state_dict was not saved by a Staged optimizer with the same number of stages")
+            raise ArgumentError("this state_dict was not saved by a Staged optimizer with the same number of stages")
         super().load_state_dict(state_dict)
         for inner, inner_state in zip(self.optimizers, staged["optimizers"]):
             inner.load_state_dict(inner_state)
@@ -152,10 +154,10 @@ def _as_stage(spec: Any, index: int) -> Stage:
     elif callable(spec):
         stage = Stage(spec)
     else:
-        raise TypeError(f"stages[{index}] must be a Stage(optimizer, until), an (optimizer, until) pair or an "
+        raise ArgumentTypeError(f"stages[{index}] must be a Stage(optimizer, until), an (optimizer, until) pair or an "
                         f"optimizer factory; got {type(spec).__name__}")
     if not callable(stage.optimizer):
-        raise TypeError(f"stages[{index}].optimizer must be a callable params -> Optimizer, e.g. "
+        raise ArgumentTypeError(f"stages[{index}].optimizer must be a callable params -> Optimizer, e.g. "
                         f"functools.partial(torch.optim.Adam, lr=0.04); got {type(stage.optimizer).__name__}")
     return stage
 
@@ -163,12 +165,12 @@ def _as_stage(spec: Any, index: int) -> Stage:
 def _check_thresholds(stages: list[Stage]) -> None:
     *switching, last = stages
     if last.until is not None:
-        raise ValueError(f"the last stage runs until the end of the run; remove its until={last.until!r}")
+        raise ArgumentError(f"the last stage runs until the end of the run; remove its until={last.until!r}")
     previous = math.inf
     for i, stage in enumerate(switching):
         until = stage.until
         if until is None or isinstance(until, bool) or not isinstance(until, (int, float)) or not 0 < until < previous:
-            raise ValueError(f"stages[{i}].until must be a number > 0 and below the previous stage's; got {until!r} "
+            raise ArgumentError(f"stages[{i}].until must be a number > 0 and below the previous stage's; got {until!r} "
                              "(stages run from the largest relative change to the smallest)")
         previous = until
 

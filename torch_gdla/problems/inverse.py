@@ -7,8 +7,9 @@ from typing import Any, Optional, Union
 import torch
 from torch import Tensor, nn
 
+from ..errors import ArgumentError
 from ..matrices import MatrixLike
-from .._checks import as_matrix, check_choice, check_init, check_int, describe
+from ..validation import as_matrix, check_choice, check_init, check_int, describe
 from .base import Problem, batched_mse, seeded_uniform
 
 SIDES = ("left", "right", "both")
@@ -27,10 +28,10 @@ def check_assume(assume: Any, matrix: Tensor, name: str) -> Optional[str]:
     if assume is None:
         return None
     if not isinstance(assume, str) or assume not in ASSUMPTIONS:
-        raise ValueError(f"assume must be None or 'spd' (symmetric positive definite); got {assume!r}")
+        raise ArgumentError(f"assume must be None or 'spd' (symmetric positive definite); got {assume!r}")
     n = matrix.shape[-1]
     if matrix.shape[-2] != n:
-        raise ValueError(f'assume="spd" needs a square {name}; got shape {tuple(matrix.shape)}. '
+        raise ArgumentError(f'assume="spd" needs a square {name}; got shape {tuple(matrix.shape)}. '
                          'Drop assume="spd" to solve it in the least-squares sense')
     with torch.no_grad():
         eps = torch.finfo(matrix.dtype).eps
@@ -40,7 +41,7 @@ def check_assume(assume: Any, matrix: Tensor, name: str) -> Optional[str]:
         if bool((asymmetry > limit).any()):
             worst = int(asymmetry.reshape(-1).argmax())
             where = f" (batch member {worst})" if matrix.dim() > 2 else ""
-            raise ValueError(
+            raise ArgumentError(
                 f'assume="spd" declares {name} symmetric positive definite, but {name} is not symmetric{where}: '
                 f"‖{name} − {name}ᵀ‖/‖{name}‖ = {float(asymmetry.reshape(-1)[worst]):.3g} > {limit:.3g}. "
                 f'Drop assume="spd" (the default loss needs no symmetry), or pass ({name} + {name}.mT) / 2 '
@@ -51,7 +52,7 @@ def check_assume(assume: Any, matrix: Tensor, name: str) -> Optional[str]:
             failed = int((info.reshape(-1) != 0).nonzero()[0])
             where = f" (batch member {failed})" if matrix.dim() > 2 else ""
             dtype = str(matrix.dtype).replace("torch.", "")
-            raise ValueError(
+            raise ArgumentError(
                 f'assume="spd" declares {name} symmetric positive definite, but its Cholesky factorisation '
                 f"fails{where}: {name} is indefinite, singular, or too ill-conditioned for {dtype}. "
                 f'Drop assume="spd" to minimise the default mean-squared-error loss, which needs no definiteness'
@@ -121,7 +122,7 @@ class MatrixInverse(Problem):
         super().__init__()
         matrix = as_matrix(M, "M")
         if matrix.shape[-1] != matrix.shape[-2]:
-            raise ValueError(
+            raise ArgumentError(
                 f"{describe(M, 'M')} must be square to have an inverse; got shape {tuple(matrix.shape)}. "
                 "For a rectangular matrix solve a least-squares problem with gdla.LinearSystem(A, b)"
             )
@@ -130,7 +131,7 @@ class MatrixInverse(Problem):
         self._best_residual = _BestResidual()
         self.seed = check_int(seed, "seed")
         if isinstance(init, str):
-            raise ValueError(f"init must be a tensor of M's shape {tuple(matrix.shape)}, or None for the seeded uniform start; got {init!r}")
+            raise ArgumentError(f"init must be a tensor of M's shape {tuple(matrix.shape)}, or None for the seeded uniform start; got {init!r}")
         self.register_buffer("M", matrix)
         self.register_buffer("identity", torch.eye(matrix.shape[-1], dtype=matrix.dtype, device=matrix.device))
         start = seeded_uniform(matrix.shape, seed, matrix) if init is None else check_init(init, "init", matrix.shape, matrix)

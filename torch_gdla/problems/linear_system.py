@@ -7,8 +7,18 @@ from typing import Any, Optional, Union
 import torch
 from torch import Tensor, nn
 
+from ..errors import ArgumentError
 from ..matrices import MatrixLike, VectorLike
-from .._checks import as_float_tensor, as_matrix, check_finite, check_init, check_int, describe
+from ..validation import (
+    as_float_tensor,
+    as_matrix,
+    check_bool,
+    check_finite,
+    check_init,
+    check_int,
+    check_number,
+    describe,
+)
 from .base import Problem, batched_mse, seeded_uniform
 from .inverse import _BestResidual, check_assume
 
@@ -71,17 +81,17 @@ class LinearSystem(Problem):
         elif rhs.dim() == matrix.dim() and rhs.shape[-2] == m:
             self.vector_rhs = False
         else:
-            raise ValueError(
+            raise ArgumentError(
                 f"b must have shape {(*batch, m)} (one right-hand side) or {(*batch, m, 'k')} (k right-hand sides) "
                 f"to match {describe(A, 'A')} of shape {tuple(matrix.shape)}; got {tuple(rhs.shape)}"
             )
         if rhs.shape[: len(batch)] != batch:
-                raise ValueError(
+                raise ArgumentError(
                 f"b's batch dimensions {tuple(rhs.shape[:len(batch)])} must equal A's {tuple(batch)} "
                 f"(A has shape {tuple(matrix.shape)}, b {tuple(rhs.shape)}); pass one right-hand side per batch member"
             )
         if rhs.numel() == 0:
-            raise ValueError("b is empty; pass at least one right-hand side")
+            raise ArgumentError("b is empty; pass at least one right-hand side")
         rhs = rhs.to(matrix.dtype)
         self.register_buffer("A", matrix)
         self.register_buffer("b", rhs)
@@ -91,7 +101,7 @@ class LinearSystem(Problem):
         elif isinstance(init, str) and init == "uniform":
             start = seeded_uniform(shape, seed, matrix)
         elif isinstance(init, str):
-            raise ValueError(f"init must be 'zeros', 'uniform' or a tensor of shape {tuple(shape)}; got {init!r}")
+            raise ArgumentError(f"init must be 'zeros', 'uniform' or a tensor of shape {tuple(shape)}; got {init!r}")
         else:
             start = check_init(init, "init", shape, matrix)
         self.x = nn.Parameter(start)
@@ -219,9 +229,7 @@ class LinearSystem(Problem):
     def _init_regularisation(self, weights: Optional[VectorLike], l2: float, l1: float, nonnegative: bool) -> None:
         self.l2 = _check_penalty(l2, "l2")
         self.l1 = _check_penalty(l1, "l1")
-        if not isinstance(nonnegative, bool):
-            raise TypeError(f"nonnegative must be True or False; got {nonnegative!r}")
-        self.nonnegative = nonnegative
+        self.nonnegative = check_bool(nonnegative, "nonnegative")
         matrix = self.A
         m, batch = matrix.shape[-2], matrix.shape[:-2]
         sqrt_w = None
@@ -229,20 +237,20 @@ class LinearSystem(Problem):
             w = as_float_tensor(weights, "weights")
             check_finite(w, "weights")
             if tuple(w.shape) not in ((m,), (*batch, m)):
-                raise ValueError(f"weights must have shape ({m},) (one weight per row of A) or {(*batch, m)} (per batch "
+                raise ArgumentError(f"weights must have shape ({m},) (one weight per row of A) or {(*batch, m)} (per batch "
                                  f"member); got {tuple(w.shape)}")
             if bool((w < 0).any()):
-                raise ValueError(f"weights must be >= 0 (each multiplies a row's squared error); got {int((w < 0).sum())} "
+                raise ArgumentError(f"weights must be >= 0 (each multiplies a row's squared error); got {int((w < 0).sum())} "
                                  "negative entries. Drop those rows or use their absolute values")
             if not bool((w > 0).any()):
-                raise ValueError("weights are all zero, so every x is a solution; give at least one row a positive weight")
+                raise ArgumentError("weights are all zero, so every x is a solution; give at least one row a positive weight")
             sqrt_w = w.to(device=matrix.device, dtype=matrix.dtype).sqrt().unsqueeze(-1)
         self.register_buffer("_sqrt_w", sqrt_w)
         self.regularised = weights is not None or self.l2 > 0 or self.l1 > 0 or self.nonnegative
         if not self.regularised:
             return
         if getattr(self, "assume", None) is not None:
-            raise ValueError('assume="spd" cannot be combined with weights, l2, l1 or nonnegative; drop assume="spd"')
+            raise ArgumentError('assume="spd" cannot be combined with weights, l2, l1 or nonnegative; drop assume="spd"')
         # Nonsmooth (l1) and constrained (x >= 0) problems are not quadratic: no exact line search.
         self.quadratic = not (self.l1 > 0 or self.nonnegative)
         # The proximal method evaluates the loss at extrapolated points and converges linearly: the
@@ -349,7 +357,5 @@ class LinearSystem(Problem):
 
 
 def _check_penalty(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite number >= 0 (the weight of the {'‖x‖²' if name == 'l2' else '‖x‖₁'} "
-                         f"penalty; 0 turns it off); got {value!r}")
-    return float(value)
+    norm = "‖x‖²" if name == "l2" else "‖x‖₁"
+    return check_number(value, name, meaning=f"the weight of the {norm} penalty; 0 turns it off")

@@ -6,9 +6,10 @@ from typing import Callable, Optional, Union
 import torch
 from torch import Tensor, nn
 
-from .._checks import as_float_tensor, check_finite
+from ..errors import ArgumentError, ArgumentTypeError
 from ..functions import FUNCTIONS, resolve
-from ..matrices import DTYPES, Source
+from ..matrices import Source
+from ..validation import as_float_tensor, check_dtype, check_finite
 from .base import Problem
 
 PointLike = Union[Tensor, Source, list[float], list[list[float]], float]
@@ -41,24 +42,22 @@ class Minimize(Problem):
         self.fn_name = fn if isinstance(fn, str) else getattr(fn, "__name__", type(fn).__name__)
         start = as_float_tensor(x0, "x0")
         if dtype is not None:
-            if dtype not in DTYPES:
-                raise ValueError(f"dtype must be one of {', '.join(DTYPES)} or None; got {dtype!r}")
-            start = start.to(DTYPES[dtype])
+            start = start.to(check_dtype(dtype))
         if start.numel() == 0:
-            raise ValueError("x0 is empty; pass the start point, e.g. x0=[1.0, -2.0]")
+            raise ArgumentError("x0 is empty; pass the start point, e.g. x0=[1.0, -2.0]")
         check_finite(start, "x0")
         self.x = nn.Parameter(start.detach().clone())
         self._check_value(self.fn(self.x))
 
     def _check_value(self, value: object) -> Tensor:
         if not isinstance(value, Tensor):
-            raise TypeError(f"fn must return a tensor computed from x with torch operations (so autograd can "
+            raise ArgumentTypeError(f"fn must return a tensor computed from x with torch operations (so autograd can "
                             f"differentiate it); {self.fn_name} returned {type(value).__name__}")
         if value.numel() != 1:
-            raise ValueError(f"fn must return a scalar; {self.fn_name} returned shape {tuple(value.shape)}. "
+            raise ArgumentError(f"fn must return a scalar; {self.fn_name} returned shape {tuple(value.shape)}. "
                              "Reduce it (e.g. .sum()), or use gdla.derivative for elementwise functions")
         if not value.requires_grad:
-            raise ValueError(f"fn's value does not depend on x through torch operations ({self.fn_name}); "
+            raise ArgumentError(f"fn's value does not depend on x through torch operations ({self.fn_name}); "
                              "write it with torch functions, not NumPy or Python floats")
         return value.reshape(())
 

@@ -19,7 +19,9 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..matrices import DTYPES, MatrixLike, VectorLike
+from ..errors import ArgumentError, ArgumentTypeError
+from ..matrices import MatrixLike, VectorLike
+from ..validation import check_dtype, check_nonnegative_int, check_positive_int
 from .base import Problem
 
 PathLike = Union[str, os.PathLike]
@@ -69,7 +71,7 @@ class NpyRows:
     def __init__(self, path: PathLike, name: str) -> None:
         array = _load_npy(path, name)
         if array.ndim == 2 and not array.flags.c_contiguous:
-            raise ValueError(f"{name} ({str(path)!r}) is stored in Fortran order; save it with "
+            raise ArgumentError(f"{name} ({str(path)!r}) is stored in Fortran order; save it with "
                              "numpy.save(path, numpy.ascontiguousarray(a))")
         self.path = str(path)
         self.shape = tuple(array.shape)
@@ -115,13 +117,13 @@ class NpyRows:
 def _load_npy(path: PathLike, name: str) -> np.ndarray:
     path = Path(path)
     if path.suffix != ".npy":
-        raise ValueError(f"{name} must be a .npy file (read memory-mapped); got {str(path)!r}. "
+        raise ArgumentError(f"{name} must be a .npy file (read memory-mapped); got {str(path)!r}. "
                          "Convert it with numpy.save, or pass a Dataset yielding (rows, targets)")
     if not path.is_file():
         raise FileNotFoundError(f"{name}: no such .npy file: {str(path)!r}")
     array = np.load(path, mmap_mode="r", allow_pickle=False)
     if not np.issubdtype(array.dtype, np.floating):
-        raise TypeError(f"{name} ({str(path)!r}) has dtype {array.dtype}; store floating-point numbers")
+        raise ArgumentTypeError(f"{name} ({str(path)!r}) has dtype {array.dtype}; store floating-point numbers")
     return array
 
 
@@ -130,11 +132,7 @@ def _torch_dtype(dtype: Any, fallback: Any) -> torch.dtype:
         if isinstance(fallback, np.dtype) or isinstance(fallback, type):
             return torch.float64 if np.dtype(fallback) == np.float64 else torch.float32
         return fallback if isinstance(fallback, torch.dtype) and fallback.is_floating_point else torch.float32
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(DTYPES)} or a torch.dtype; got {dtype!r}")
-    return DTYPES[dtype]
+    return check_dtype(dtype, allow_torch=True)
 
 
 class StreamedLeastSquares(Problem):
@@ -182,22 +180,20 @@ class StreamedLeastSquares(Problem):
         residual_rows: int = 65536,
     ) -> None:
         super().__init__()
-        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0):
-            raise ValueError(f"batch_size must be a positive integer (rows per step) or None (all rows); got {batch_size!r}")
-        for value, name in ((residual_rows, "residual_rows"), (num_workers + 1, "num_workers + 1")):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive integer; got {value!r}")
+        check_positive_int(batch_size, "batch_size", allow_none=True, meaning="rows per step; None: all rows")
+        check_positive_int(residual_rows, "residual_rows")
+        check_nonnegative_int(num_workers, "num_workers")
         self.shuffle = bool(shuffle)
         self.seed = int(seed)
         self.num_workers = num_workers
         self.residual_rows = residual_rows
         if isinstance(A, Dataset):
             if b is not None:
-                raise ValueError("b must be None when A is a Dataset: its items are (rows, targets) pairs")
+                raise ArgumentError("b must be None when A is a Dataset: its items are (rows, targets) pairs")
             if not hasattr(A, "__len__") or not hasattr(A, "__getitem__"):
-                raise TypeError("A must be a map-style Dataset (with __len__ and __getitem__) so it can be sharded")
+                raise ArgumentTypeError("A must be a map-style Dataset (with __len__ and __getitem__) so it can be sharded")
             if len(A) == 0:
-                raise ValueError("the Dataset A is empty")
+                raise ArgumentError("the Dataset A is empty")
             self.dataset: Dataset = A
             self._arrays = None
             rows, targets = self._check_item(A[0], "A[0]")
@@ -208,7 +204,7 @@ class StreamedLeastSquares(Problem):
             self._item_batch = batch_size  # items per batch; None: every item in one batch
         else:
             if b is None:
-                raise ValueError("b (the targets) is required unless A is a Dataset of (rows, targets)")
+                raise ArgumentError("b (the targets) is required unless A is a Dataset of (rows, targets)")
             matrix = NpyRows(A, "A") if isinstance(A, (str, os.PathLike)) else _source(A)
             targets = NpyRows(b, "b") if isinstance(b, (str, os.PathLike)) else _source(b)
             if isinstance(matrix, Tensor):
@@ -216,14 +212,14 @@ class StreamedLeastSquares(Problem):
             if isinstance(targets, Tensor):
                 targets = targets.detach().cpu()
             if len(matrix.shape) != 2:
-                raise ValueError(f"A must be 2-D (rows × features); got shape {tuple(matrix.shape)}")
+                raise ArgumentError(f"A must be 2-D (rows × features); got shape {tuple(matrix.shape)}")
             if len(targets.shape) not in (1, 2):
-                raise ValueError(f"b must have shape (m,) or (m, k); got {tuple(targets.shape)}")
+                raise ArgumentError(f"b must have shape (m,) or (m, k); got {tuple(targets.shape)}")
             if targets.shape[0] != matrix.shape[0]:
-                raise ValueError(f"A and b must have the same number of rows; got A {tuple(matrix.shape)} and "
+                raise ArgumentError(f"A and b must have the same number of rows; got A {tuple(matrix.shape)} and "
                                  f"b {tuple(targets.shape)}")
             if matrix.shape[0] == 0 or matrix.shape[1] == 0:
-                raise ValueError(f"A is empty (shape {tuple(matrix.shape)})")
+                raise ArgumentError(f"A is empty (shape {tuple(matrix.shape)})")
             self._arrays = (matrix, targets)
             self.n = int(matrix.shape[1])
             self.k = None if len(targets.shape) == 1 else int(targets.shape[1])
@@ -233,7 +229,7 @@ class StreamedLeastSquares(Problem):
             self.dataset = RowBlocks(matrix, targets, block, self._dtype)
             self._item_batch = None  # items are already blocks
         if n_features is not None and n_features != self.n:
-            raise ValueError(f"n_features={n_features} but the data have {self.n} columns")
+            raise ArgumentError(f"n_features={n_features} but the data have {self.n} columns")
         self.batch_size = batch_size
         whole = batch_size is None or (self.rows is not None and batch_size >= self.rows)
         self.stochastic = not whole
@@ -244,13 +240,13 @@ class StreamedLeastSquares(Problem):
     # -- data ---------------------------------------------------------------------------------
     def _check_item(self, item: Any, where: str) -> tuple[Tensor, Tensor]:
         if not isinstance(item, (tuple, list)) or len(item) != 2:
-            raise TypeError(f"{where} must be a (rows, targets) pair; got {type(item).__name__}")
+            raise ArgumentTypeError(f"{where} must be a (rows, targets) pair; got {type(item).__name__}")
         rows, targets = (torch.as_tensor(v) for v in item)
         if rows.dim() not in (1, 2) or targets.dim() not in (rows.dim() - 1, rows.dim()):
-            raise ValueError(f"{where}: rows must be (n,) or (r, n) and targets (), (k,), (r,) or (r, k); got rows "
+            raise ArgumentError(f"{where}: rows must be (n,) or (r, n) and targets (), (k,), (r,) or (r, k); got rows "
                              f"{tuple(rows.shape)} and targets {tuple(targets.shape)}")
         if rows.dim() == 2 and targets.shape[0] != rows.shape[0]:
-            raise ValueError(f"{where}: {rows.shape[0]} rows but {targets.shape[0]} targets")
+            raise ArgumentError(f"{where}: {rows.shape[0]} rows but {targets.shape[0]} targets")
         return rows, targets
 
     def _collate(self, items: list[Any]) -> tuple[Tensor, Tensor]:
@@ -274,10 +270,10 @@ class StreamedLeastSquares(Problem):
 
     def _batch(self, batch: Any) -> tuple[Tensor, Tensor]:
         if not isinstance(batch, (tuple, list)) or len(batch) != 2:
-            raise TypeError(f"a batch must be a (rows, targets) pair; got {type(batch).__name__}")
+            raise ArgumentTypeError(f"a batch must be a (rows, targets) pair; got {type(batch).__name__}")
         rows, targets = batch
         if rows.shape[-1] != self.n:
-            raise ValueError(f"a batch has rows of {rows.shape[-1]} features; the problem has n = {self.n}")
+            raise ArgumentError(f"a batch has rows of {rows.shape[-1]} features; the problem has n = {self.n}")
         rows = rows.reshape(-1, self.n).to(device=self.x.device, dtype=self.x.dtype)
         targets = targets.to(device=self.x.device, dtype=self.x.dtype)
         targets = targets.reshape(rows.shape[0]) if self.k is None else targets.reshape(rows.shape[0], self.k)
@@ -303,7 +299,7 @@ class StreamedLeastSquares(Problem):
     # -- the problem ----------------------------------------------------------------------------
     def forward(self, batch: Any = None) -> Tensor:
         if batch is None:
-            raise TypeError("StreamedLeastSquares reads its rows from a DataLoader: call problem(batch) with a "
+            raise ArgumentTypeError("StreamedLeastSquares reads its rows from a DataLoader: call problem(batch) with a "
                             "(rows, targets) batch, or solve it with gdla.solve / a Trainer")
         rows, targets = self._batch(batch)
         return (rows @ self.x - targets).square().mean()

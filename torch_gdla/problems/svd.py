@@ -23,8 +23,16 @@ from typing import Any, NamedTuple, Optional
 import torch
 from torch import Tensor, nn
 
+from ..errors import ArgumentError, ArgumentTypeError
 from ..matrices import MatrixLike
-from .._checks import as_float_tensor, as_matrix, check_choice, check_finite, describe
+from ..validation import (
+    as_float_tensor,
+    as_matrix,
+    check_choice,
+    check_finite,
+    check_number,
+    describe,
+)
 from .base import Problem, batched_mse
 
 METHODS = ("orthogonal", "penalty")
@@ -165,22 +173,21 @@ class SVD(Problem):
         full = min(m, n)
         if self.masked and rank is None:
             given = "mask" if mask is not None else "weights"
-            raise ValueError(
+            raise ArgumentError(
                 f"{given} needs rank=k: matrix completion fits a rank-k model to the observed entries (with rank = "
                 f"min(m, n) = {full} any matrix fits them exactly); pass e.g. SVD(M, rank=3, {given}=...)"
             )
         if rank is None:
             rank = full
         elif isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= full:
-            raise ValueError(
+            raise ArgumentError(
                 f"rank must be an integer from 1 to min(m, n) = {full} for M of shape {tuple(matrix.shape)}; "
                 f"got {rank!r} (rank=None computes all {full} singular triplets)"
             )
         self.method = check_choice(method, "method", METHODS)
-        if isinstance(penalty, bool) or not isinstance(penalty, (int, float)) or not penalty > 0 or math.isinf(penalty):
-            raise ValueError(f"penalty must be a finite number > 0 (the seed uses 0.01); got {penalty!r}")
+        check_number(penalty, "penalty", positive=True, meaning="the weight of the orthogonality terms, e.g. 0.01")
         if self.masked and self.method != "orthogonal":
-            raise ValueError(f"mask= and weights= use their own factor parametrisation; drop method={method!r} "
+            raise ArgumentError(f"mask= and weights= use their own factor parametrisation; drop method={method!r} "
                              "(the default method='orthogonal' is the one that accepts them)")
         self.rank = rank
         self.seed = seed
@@ -191,7 +198,7 @@ class SVD(Problem):
         self.register_buffer("M", matrix)
         self.register_buffer("_norms", torch.linalg.matrix_norm(matrix))
         if not bool((self._norms > 0).all()):
-            raise ValueError("M is zero (a batch member is all zeros); its SVD is trivial: S = 0 with any orthonormal U, V")
+            raise ArgumentError("M is zero (a batch member is all zeros); its SVD is trivial: S = 0 with any orthonormal U, V")
         batch = matrix.shape[:-2]
         generator = torch.Generator().manual_seed(int(seed))
         if self.method == "orthogonal":
@@ -213,7 +220,7 @@ class SVD(Problem):
         self.register_buffer("_weights", entry_weights)
         observed = (entry_weights * matrix.square()).sum(dim=(-2, -1)).sqrt()
         if not bool((observed > 0).all()):
-            raise ValueError("M is zero on every observed entry (of a batch member): the best rank-k fit is 0; "
+            raise ArgumentError("M is zero on every observed entry (of a batch member): the best rank-k fit is 0; "
                              "check the mask/weights and the data")
         self.register_buffer("_norms", observed)  # the observed entries' (weighted) norm
         self.register_buffer("_max_weights", entry_weights.amax(dim=(-2, -1)))
@@ -382,7 +389,12 @@ class SVD(Problem):
         return torch.linalg.vector_norm(self.solution.S - reference.S, dim=-1) / torch.linalg.vector_norm(reference.S, dim=-1)
 
     def metrics(self, reference: bool = False) -> dict[str, Any]:
-        from ..metrics import ObservedError, OrthogonalityError, ReferenceError, RelativeResidual
+        from ..metrics import (
+            ObservedError,
+            OrthogonalityError,
+            ReferenceError,
+            RelativeResidual,
+        )
 
         metrics: dict[str, Any] = {"residual": RelativeResidual(), "orthogonality": OrthogonalityError()}
         if self.masked:
@@ -426,17 +438,17 @@ def _observed_data(M: Any, mask: Any, weights: Any) -> tuple[Tensor, Tensor]:
         try:
             tensor = value if isinstance(value, Tensor) else torch.as_tensor(value)
         except (TypeError, ValueError, RuntimeError) as error:
-            raise TypeError(f"{label} must be a tensor, an array or a nested list; got {type(value).__name__} ({error})") from None
+            raise ArgumentTypeError(f"{label} must be a tensor, an array or a nested list; got {type(value).__name__} ({error})") from None
         if tensor.is_complex():
-            raise TypeError(f"{label} is complex; pass real numbers")
+            raise ArgumentTypeError(f"{label} is complex; pass real numbers")
         if tensor.dim() < 2 or tuple(tensor.shape[-2:]) != tuple(shape[-2:]):
-            raise ValueError(f"{label} must have M's shape {tuple(shape)} (or ({shape[-2]}, {shape[-1]}), shared by every "
+            raise ArgumentError(f"{label} must have M's shape {tuple(shape)} (or ({shape[-2]}, {shape[-1]}), shared by every "
                              f"batch member); got {tuple(tensor.shape)}")
         try:
             if torch.broadcast_shapes(tensor.shape, shape) != shape:
                 raise RuntimeError
         except RuntimeError:
-            raise ValueError(f"{label} of shape {tuple(tensor.shape)} does not broadcast to M's shape {tuple(shape)}") from None
+            raise ArgumentError(f"{label} of shape {tuple(tensor.shape)} does not broadcast to M's shape {tuple(shape)}") from None
         return tensor.to(device=raw.device)
 
     observed = None
@@ -444,7 +456,7 @@ def _observed_data(M: Any, mask: Any, weights: Any) -> tuple[Tensor, Tensor]:
         values = entries(mask, "mask")
         if values.dtype != torch.bool:
             if not bool(((values == 0) | (values == 1)).all()):
-                raise ValueError("mask must be bool or 0/1 (1 = observed); for real-valued confidences pass weights= instead")
+                raise ArgumentError("mask must be bool or 0/1 (1 = observed); for real-valued confidences pass weights= instead")
             values = values != 0
         observed = values.expand(shape)
     entry_weights = None
@@ -454,7 +466,7 @@ def _observed_data(M: Any, mask: Any, weights: Any) -> tuple[Tensor, Tensor]:
             values = values.to(raw.dtype if raw.is_floating_point() else torch.get_default_dtype())
         check_finite(values, describe(weights, "weights"))
         if bool((values < 0).any()):
-            raise ValueError(f"weights must be >= 0 (each multiplies an entry's squared error); got {int((values < 0).sum())} "
+            raise ArgumentError(f"weights must be >= 0 (each multiplies an entry's squared error); got {int((values < 0).sum())} "
                              "negative entries")
         entry_weights = values.expand(shape).to(raw.dtype)
         observed = entry_weights > 0 if observed is None else observed & (entry_weights > 0)
@@ -463,11 +475,11 @@ def _observed_data(M: Any, mask: Any, weights: Any) -> tuple[Tensor, Tensor]:
     if bool(empty.any()):
         what = "mask and weights observe" if mask is not None and weights is not None else (
             "mask observes" if mask is not None else "weights are zero on all entries; they observe")
-        raise ValueError(f"the {what} no entries" + (" of a batch member" if raw.dim() > 2 else "")
+        raise ArgumentError(f"the {what} no entries" + (" of a batch member" if raw.dim() > 2 else "")
                          + "; mark at least one entry observed (True / weight > 0)")
     bad = observed & ~torch.isfinite(raw)
     if bool(bad.any()):
-        raise ValueError(f"{name} has {int(bad.sum())} NaN or Inf entries at observed positions; only unobserved entries "
+        raise ArgumentError(f"{name} has {int(bad.sum())} NaN or Inf entries at observed positions; only unobserved entries "
                          "may be NaN (mark them unobserved in the mask, or fix the data)")
     matrix = torch.where(observed, raw, torch.zeros((), dtype=raw.dtype, device=raw.device))
     if entry_weights is None:
