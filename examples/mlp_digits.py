@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import torch_gdla as gdla
-from torch_gdla.solve import quiet_lightning
+from torch_gdla.lightning.support import quiet_lightning
 
 
 class DigitsMLP(pl.LightningModule):

@@ -68,7 +68,7 @@ def main(n: int = 8, train_steps: int = 300, inner_steps: int = 2, lr: float = 0
         weight = layer.weight.detach()
         warm_errors.append(refresh(warm, weight, inner_steps))
         with torch.no_grad():
-            cold.X.copy_(gdla.problems.base.seeded_uniform(cold.X.shape, cold.seed, cold.X))
+            cold.X.copy_(gdla.problems.starts.seeded_uniform(cold.X.shape, cold.seed, cold.X))
         cold_errors.append(refresh(cold, weight, inner_steps))
     weight = layer.weight.detach()
     figures = {

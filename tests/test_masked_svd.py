@@ -46,7 +46,7 @@ def test_rank3_completion_recovers_hidden_entries():
     assert torch.allclose(U.mT @ U, torch.eye(3, dtype=U.dtype), atol=1e-12)
     with pytest.raises(NotImplementedError, match="no direct"):
         svd.reference()
-    assert set(svd.metrics(reference=True)) == {"residual", "orthogonality", "observed_error"}
+    assert set(svd.measures(reference=True)) == {"residual", "orthogonality", "observed_error"}
 
 
 def test_weights_equal_to_the_mask_give_the_same_answer():

@@ -1,12 +1,12 @@
-"""torchmetrics-based solution-quality metrics: values, caching, reduction, and their path
-through the SolverModule into Result.metrics."""
+"""Solution-quality measures and their torchmetrics metric: values, caching, reduction, and
+their path through the SolverModule into Result.metrics."""
 import pytest
 import torch
 from torchmetrics.utilities.data import dim_zero_max
 
 import torch_gdla as gdla
 from torch_gdla.matrices import Random
-from torch_gdla.metrics import OrthogonalityError, ReferenceError, RelativeResidual
+from torch_gdla.metrics import WorstMember
 from torch_gdla.problems.svd import svd_optimizer
 
 
@@ -14,10 +14,9 @@ def svd_problem() -> gdla.SVD:
     return gdla.SVD(Random([5, 4], seed=314).tensor().double())
 
 
-@pytest.mark.parametrize("metric_class", [RelativeResidual, OrthogonalityError, ReferenceError])
-def test_states_are_declared_for_distributed_reduction(metric_class):
-    metric = metric_class()
-    assert metric_class.full_state_update is False
+def test_states_are_declared_for_distributed_reduction():
+    metric = WorstMember()
+    assert WorstMember.full_state_update is False
     assert metric._reductions["worst"] is dim_zero_max
     assert metric.compute().item() == 0.0  # nothing seen yet
 
@@ -27,11 +26,12 @@ def test_metrics_report_the_problem_values_for_the_worst_member():
     problem = gdla.LinearSystem(A, torch.ones(2, 2, dtype=torch.float64))  # x = 0: residual 1 in both
     with torch.no_grad():
         problem.x.copy_(torch.tensor([[1.0, 1.0], [0.25, 0.25]]))  # member 0 exact, member 1 half-way
-    metric = RelativeResidual()
-    metric.update(problem)
+    measures = problem.measures(reference=True)
+    metric = WorstMember()
+    metric.update(measures["residual"]())
     assert metric.compute().item() == pytest.approx(0.5)
-    error = ReferenceError()
-    error.update(problem)
+    error = WorstMember()
+    error.update(measures["reference_error"]())
     assert error.compute().item() == pytest.approx(0.5)  # ‖x − x*‖/‖x*‖ = 0.25/0.5
     metric.reset()
     assert metric.compute().item() == 0.0
@@ -43,9 +43,10 @@ def test_reference_error_matches_a_direct_inverse_and_is_computed_once(monkeypat
     calls = []
     original = problem.reference
     monkeypatch.setattr(problem, "reference", lambda: calls.append(1) or original())
-    metric = ReferenceError()
+    metric = WorstMember()
+    measure = problem.measures(reference=True)["reference_error"]
     for _ in range(3):
-        metric.update(problem)
+        metric.update(measure())
         value = metric.compute().item()
         metric.reset()
     inverse = torch.linalg.inv(M)
@@ -56,11 +57,12 @@ def test_reference_error_matches_a_direct_inverse_and_is_computed_once(monkeypat
 
 def test_svd_metrics_values():
     svd = svd_problem()
-    metrics = svd.metrics(reference=True)
-    assert set(metrics) == {"residual", "orthogonality", "reference_error"}
-    assert set(svd.metrics()) == {"residual", "orthogonality"}
-    for metric in metrics.values():
-        metric.update(svd)
+    measures = svd.measures(reference=True)
+    assert set(measures) == {"residual", "orthogonality", "reference_error"}
+    assert set(svd.measures()) == {"residual", "orthogonality"}
+    metrics = {name: WorstMember() for name in measures}
+    for name, metric in metrics.items():
+        metric.update(measures[name]())
     assert metrics["residual"].compute().item() == pytest.approx(svd.residual())
     assert metrics["orthogonality"].compute().item() < 1e-14  # the start is orthonormal already
     sigma = torch.linalg.svdvals(svd.M)
@@ -71,8 +73,8 @@ def test_svd_metrics_values():
 
 def test_penalty_svd_orthogonality_error():
     svd = gdla.SVD(Random([5, 4], seed=314).tensor(), method="penalty")
-    metric = OrthogonalityError()
-    metric.update(svd)
+    metric = WorstMember()
+    metric.update(svd.measures()["orthogonality"]())
     U, V = svd.U.detach(), svd.V.detach()
     expected = max(torch.linalg.matrix_norm(U.T @ U - torch.eye(4)).item(), torch.linalg.matrix_norm(V.T @ V - torch.eye(4)).item())
     assert metric.compute().item() == pytest.approx(expected, rel=1e-6)
@@ -84,8 +86,8 @@ def test_penalty_svd_orthogonality_error():
 ])
 def test_inverse_and_linear_system_declare_residual_and_reference_error(make):
     problem = make()
-    assert set(problem.metrics()) == {"residual"}
-    assert set(problem.metrics(reference=True)) == {"residual", "reference_error"}
+    assert set(problem.measures()) == {"residual"}
+    assert set(problem.measures(reference=True)) == {"residual", "reference_error"}
 
 
 def test_solve_puts_metrics_in_the_result_and_its_summary():

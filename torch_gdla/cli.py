@@ -20,9 +20,9 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import LightningCLI
 
 from .lightning import SolverModule
+from .lightning.support import interrupt_as_request, quiet_lightning
 from .matrices import check_writable, save_solution
 from .result import Status
-from .solve import interrupt_as_request, quiet_lightning
 
 
 def _interactive() -> bool:

@@ -151,8 +151,8 @@ def fit_arguments(run: Run, save_dir: Path) -> list[str]:
 def run_comparison(comparison: Comparison, save_dir: Path) -> Path:
     """Fit every run of ``comparison`` and plot them; returns the figure's path."""
     from .cli import GdlaCLI
+    from .lightning.support import quiet_lightning
     from .plot import plot_runs, read_run
-    from .solve import quiet_lightning
 
     logs = []
     for run in comparison.runs:

@@ -326,7 +326,7 @@ class Iteration:
         return None
 
     def _looks_singular(self) -> bool:
-        if not self.problem.needs_nonsingular:
+        if not (self.problem.singular_advice is not None):
             return False
         cond = self.problem.condition_number()
         return cond is not None and (cond != cond or cond * torch.finfo(self.problem.dtype).eps > 1e-2)
@@ -351,10 +351,10 @@ class Iteration:
         """The loss stopped improving before any tolerance held: say why, and what to do."""
         dtype = self.problem.dtype
         eps = torch.finfo(dtype).eps
-        cond = self.problem.condition_number() if self.problem.needs_nonsingular or self.criteria.residual_tol else None
+        cond = self.problem.condition_number() if (self.problem.singular_advice is not None) or self.criteria.residual_tol else None
         residual = self.best_residual()
         dtype_name = str(dtype).replace("torch.", "")
-        if self.problem.needs_nonsingular and cond is not None and (cond != cond or cond * eps > 1e-2):
+        if (self.problem.singular_advice is not None) and cond is not None and (cond != cond or cond * eps > 1e-2):
             self.detail = (f"matrix looks singular: estimated condition number {cond:.3g} (1/eps of {dtype_name} is "
                            f"{1 / eps:.3g}); the loss plateaus at {self.best_loss:.3g} while the gradient vanishes. "
                            + self.problem.singular_advice)

@@ -2,81 +2,129 @@
 
 A problem is an ``nn.Module`` whose ``nn.Parameter``s are the unknown and whose ``forward()``
 returns the scalar loss.  Given data (matrices, right-hand sides) are buffers, so
-``.to(device/dtype)`` moves everything.  Anything that trains a module trains a problem:
-a plain ``torch.optim`` loop, ``gdla.solve`` or a Lightning ``Trainer``.
+``.to(device/dtype)`` moves everything.  Anything that trains a module trains a problem: a
+plain ``torch.optim`` loop, the engine (``gdla.Iteration``), ``gdla.solve`` or a Lightning
+``Trainer``.
 
-A new operation subclasses :class:`Problem` and implements ``forward``, ``solution`` and
-``residual``; the optional hooks below let the solver stop sooner or report more.
+A new operation subclasses :class:`Problem` and implements three members — ``forward``,
+``solution`` and ``residuals`` — and may override the optional hooks listed on the class, each
+of which has a working default.  ``tests/conformance.py`` checks any problem against this
+contract.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+import abc
+from typing import Any, Callable, Optional
 
 import torch
 from torch import Tensor, nn
 
+from ..errors import UnsupportedInputError
 
-class Problem(nn.Module):
+Measure = Callable[[], Tensor]
+
+
+class Problem(nn.Module, metaclass=abc.ABCMeta):
     """Base class of all torch_gdla problems.
 
-    Subclasses must implement:
-      * ``forward() -> Tensor`` — the scalar loss the optimizer minimises;
-      * ``solution`` — the current estimate, detached;
-      * ``residuals() -> Tensor`` — the solver-independent relative residual of every batch
-        member (shape = the batch shape; a 0-d tensor for an unbatched problem).
+    Required:
+      * ``forward() -> Tensor``: the scalar loss the optimizer minimises (``forward(batch)``
+        for a data-driven problem);
+      * ``solution``: the current estimate, detached (a tensor or a named tuple of tensors);
+      * ``residuals() -> Tensor``: the solver-independent relative residual of every batch
+        member (shape = ``batch_shape``; 0-d for an unbatched problem).  It decides
+        convergence, so it must not trust the optimizer: compute it from the data.
 
-    Optional hooks:
-      * ``residual_bound(loss)`` — an upper bound on ``residual()`` implied by a loss value,
-        so stopping on ``residual_tol`` costs nothing per step;
-      * ``quadratic`` — True when the loss is a quadratic function of the parameters
-        (optimizers may then use an exact line search);
-      * ``metrics()`` — torchmetrics that describe solution quality for this problem.
+    Optional, with defaults (override what applies):
+
+    ======================  =========================================================================
+    ``batch_shape``         leading dimensions that index independent members (default ``()``)
+    ``losses()``            the loss of every member; ``forward()`` is their sum
+    ``default_optimizer()`` the tuning-free optimizer used when none is given (conjugate gradient)
+    ``residual_bound(l)``   an upper bound on ``residual()`` implied by a loss value ``l``, so the
+                            ``residual_tol`` rule costs nothing per step (default: no bound)
+    ``condition_number()``  the condition number limiting attainable accuracy, used only to
+                            explain a stalled run (default: unknown)
+    ``singular_advice``     a message when a (numerically) singular matrix makes the problem
+                            unsolvable; None (default) when singularity is not fatal
+    ``residual_floor()``    the smallest residual the loss itself can resolve in its dtype, when
+                            that is above eps·κ (e.g. √eps for a loss whose minimum is not zero),
+                            so a stall there is named as the loss's floor (default: None)
+    ``reference()``         the direct ``torch.linalg`` answer, for comparison
+    ``reference_errors(r)`` per-member relative error of ``solution`` against ``r``
+    ``measures(reference)`` solution-quality measures (name -> per-member tensor); the Lightning
+                            side logs them as torchmetrics
+    ``train_dataloader()``  the rows of a data-driven problem
+    ``num_pieces``,         how the unknown splits into independent pieces for
+    ``split(indices)``,     ``gdla.sharding`` (default: it does not)
+    ``join(pieces)``
+    ======================  =========================================================================
+
+    Flags (class or instance attributes):
+      * ``quadratic``: the loss is a quadratic function of the parameters (optimizers may take
+        exact steps);
+      * ``uses_data``: ``forward(batch)`` is the loss of one batch of rows from a DataLoader;
+        one optimizer step is taken per batch;
+      * ``stochastic``: the loss is a mini-batch estimate: the solution is the last iterate
+        and no stall is inferred from the noise;
+      * ``last_iterate``: return the last iterate instead of the lowest-loss point (proximal or
+        extrapolated methods, whose trial points are not iterates).
     """
 
     quadratic: bool = False
-    # A data-driven problem's forward(batch) is the loss of one batch of rows from a DataLoader
-    # (its own ``train_dataloader()`` or a datamodule's); one optimizer step is taken per batch.
     uses_data: bool = False
-    # Stochastic losses (mini-batches): a low loss on one batch proves nothing, so the solution is
-    # the last iterate rather than the best-loss point, and no stall is inferred from the noise.
     stochastic: bool = False
-    # The solution is the last iterate instead of the best-loss point: for stochastic losses,
-    # and for methods whose trial points are not iterates (proximal/extrapolated steps).
     last_iterate: bool = False
+    singular_advice: Optional[str] = None
 
+    # -- required ---------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def forward(self, *batch: Any) -> Tensor:
+        """The scalar loss at the current parameters."""
+
+    @property
+    @abc.abstractmethod
+    def solution(self) -> Any:
+        """The current estimate, detached from the graph."""
+
+    @abc.abstractmethod
+    def residuals(self) -> Tensor:
+        """The relative residual of every batch member (shape ``batch_shape``)."""
+
+    # -- derived ----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def residual(self) -> float:
+        """Relative residual of the current estimate (the worst batch member)."""
+        return float(self.residuals().max())
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the unknown (every computation follows it)."""
+        return next(self.parameters()).dtype
+
+    @property
+    def device(self) -> torch.device:
+        """The device of the unknown."""
+        return next(self.parameters()).device
+
+    # -- optional hooks -----------------------------------------------------------------------------
     @property
     def batch_shape(self) -> torch.Size:
+        """Leading dimensions indexing independent members; ``()`` for one problem."""
         return torch.Size()
-
-    @property
-    def solution(self) -> Any:
-        raise NotImplementedError
-
-    def residuals(self) -> Tensor:
-        raise NotImplementedError
 
     def losses(self) -> Tensor:
         """The loss of every batch member (batch shape); ``forward()`` is their sum.
         Unbatched problems return ``forward()`` itself."""
         return self.forward().detach()
 
-    @torch.no_grad()
-    def residual(self) -> float:
-        """Relative residual of the current estimate (the worst batch member)."""
-        return float(self.residuals().max())
-
     def default_optimizer(self) -> torch.optim.Optimizer:
-        """What ``solve(problem)`` uses when no optimizer is given.  The base choice is conjugate
-        gradient (exact steps for a quadratic loss, per batch member); a problem that knows a
-        better tuning-free method overrides this."""
+        """What runs when no optimizer is given: conjugate gradient (exact steps for a quadratic
+        loss, per batch member); a problem that knows a better tuning-free method overrides this."""
         from ..optim import ConjugateGradient
 
         batch_dims = len(self.batch_shape) if self.quadratic else 0
         return ConjugateGradient(self.parameters(), quadratic=self.quadratic, batch_dims=batch_dims)
-
-    def train_dataloader(self) -> Any:
-        """The DataLoader of a data-driven problem (``uses_data``), unless a datamodule is given."""
-        raise NotImplementedError(f"{type(self).__name__} reads no data; pass a datamodule to fit")
 
     def residual_bound(self, loss: float) -> Optional[float]:
         """An upper bound on ``residual()`` given the loss value, or None if the loss does not bound it."""
@@ -87,50 +135,69 @@ class Problem(nn.Module):
         None when it does not apply.  Called only to explain a run that stalled."""
         return None
 
-    singular_advice: str = "No exact solution exists; regularise the problem"
-
-    @property
-    def needs_nonsingular(self) -> bool:
-        """True when a (numerically) singular matrix makes the problem unsolvable to tolerance."""
-        return False
+    def residual_floor(self) -> Optional[float]:
+        """The smallest residual this loss can resolve in its dtype, when the loss itself sets a
+        floor above eps·κ; None when it does not."""
+        return None
 
     def reference(self) -> Any:
         """The answer of a direct ``torch.linalg`` solver, for comparison (costs a direct solve)."""
-        raise NotImplementedError(f"{type(self).__name__} has no direct reference solution")
+        raise UnsupportedInputError(f"{type(self).__name__} has no direct reference solution")
 
-    def metrics(self, reference: bool = False) -> dict[str, Any]:
-        """torchmetrics.Metric instances (name -> metric) reporting this problem's solution quality.
+    @torch.no_grad()
+    def reference_errors(self, reference: Any) -> Tensor:
+        """‖X − X_ref‖_F / ‖X_ref‖_F per batch member (the absolute error where X_ref = 0)."""
+        solution = self.solution
+        member_dims = tuple(range(len(self.batch_shape), reference.dim()))
+        if not member_dims:  # a scalar unknown
+            return (solution - reference).abs()
+        error = torch.linalg.vector_norm(solution - reference, dim=member_dims)
+        scale = torch.linalg.vector_norm(reference, dim=member_dims)
+        return torch.where(scale > 0, error / scale.clamp_min(torch.finfo(scale.dtype).tiny), error)
 
-        Each metric's ``update`` takes the problem.  ``reference=True`` adds metrics that compare
-        with the direct ``torch.linalg`` answer (each computes it once).  Called only by the
-        Lightning side, so torchmetrics is imported here lazily.
+    def measures(self, reference: bool = False) -> dict[str, Measure]:
+        """Solution-quality measures: name -> a function returning one value per batch member.
+
+        The default is the residual, plus ``reference_error`` (the relative error against
+        :meth:`reference`, computed once and kept) when ``reference`` is True.  Problems add
+        their own (an SVD adds ``orthogonality``); measures that cost a pass over the data are
+        left out.  The Lightning side logs each as a torchmetrics metric.
         """
-        from ..metrics import RelativeResidual
+        measures: dict[str, Measure] = {"residual": self.residuals}
+        if reference:
+            measures["reference_error"] = self._reference_error_measure()
+        return measures
 
-        return {"residual": RelativeResidual()}
+    def _reference_error_measure(self) -> Measure:
+        cache: list[Any] = []
 
+        def reference_error() -> Tensor:
+            if not cache:
+                cache.append(self.reference())
+            return self.reference_errors(cache[0])
+
+        return reference_error
+
+    def train_dataloader(self) -> Any:
+        """The DataLoader of a data-driven problem (``uses_data``), unless a datamodule is given."""
+        raise UnsupportedInputError(f"{type(self).__name__} reads no data; pass a datamodule to fit")
+
+    # -- sharding (gdla.sharding) -------------------------------------------------------------------
     @property
-    def dtype(self) -> torch.dtype:
-        return next(self.parameters()).dtype
+    def num_pieces(self) -> int:
+        """How many independent pieces the unknown splits into."""
+        raise UnsupportedInputError(
+            f"{type(self).__name__} does not split into independent pieces; gdla.sharding takes a MatrixInverse or "
+            "a LinearSystem with several right-hand sides")
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
+    def split(self, indices: list[int]) -> "Problem":
+        """The problem of the pieces ``indices`` alone (a copy of the data it needs)."""
+        raise UnsupportedInputError(f"{type(self).__name__} cannot be split; see num_pieces")
+
+    def join(self, pieces: Tensor) -> Tensor:
+        """The solution from every piece's solution, stacked along the last dimension in order."""
+        return pieces
 
     def extra_repr(self) -> str:
         shapes = ", ".join(f"{name}={tuple(p.shape)}" for name, p in self.named_parameters())
         return f"unknowns: {shapes}, dtype={self.dtype}"
-
-
-def batched_mse(difference: Tensor, batch_dims: int, reduce_batch: bool = True) -> Tensor:
-    """Mean of squares over each member's own entries; members are summed (not averaged) so
-    each member's loss keeps its scale whatever the batch size."""
-    member_dims = tuple(range(batch_dims, difference.dim()))
-    per_member = difference.square().mean(dim=member_dims) if member_dims else difference.square()
-    return per_member.sum() if reduce_batch else per_member
-
-
-def seeded_uniform(shape: torch.Size, seed: int, like: Tensor) -> Tensor:
-    """``torch.manual_seed(seed); torch.rand(shape)`` without touching the global RNG."""
-    generator = torch.Generator().manual_seed(int(seed))
-    return torch.rand(shape, generator=generator).to(dtype=like.dtype, device=like.device)

@@ -10,7 +10,9 @@ from torch import Tensor, nn
 from ..errors import ArgumentError
 from ..matrices import MatrixLike
 from ..validation import as_matrix, check_choice, check_init, check_int, describe
-from .base import Problem, batched_mse, seeded_uniform
+from .base import Problem
+from .losses import batched_mse
+from .starts import seeded_uniform
 
 SIDES = ("left", "right", "both")
 ASSUMPTIONS = (None, "spd")
@@ -207,19 +209,7 @@ class MatrixInverse(Problem):
     def reference(self) -> Tensor:
         return torch.linalg.inv(self.M)
 
-    def metrics(self, reference: bool = False) -> dict[str, Any]:
-        from ..metrics import ReferenceError, RelativeResidual
-
-        metrics: dict[str, Any] = {"residual": RelativeResidual()}
-        if reference:
-            metrics["reference_error"] = ReferenceError()
-        return metrics
-
     @torch.no_grad()
     def condition_number(self) -> Optional[float]:
         # A zero matrix has cond 0/0 = nan: report it as infinitely ill-conditioned.
         return float(torch.linalg.cond(self.M).nan_to_num(nan=math.inf).max())
-
-    @property
-    def needs_nonsingular(self) -> bool:
-        return True

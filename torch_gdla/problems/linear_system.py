@@ -19,8 +19,10 @@ from ..validation import (
     check_number,
     describe,
 )
-from .base import Problem, batched_mse, seeded_uniform
+from .base import Problem
 from .inverse import _BestResidual, check_assume
+from .losses import batched_mse
+from .starts import seeded_uniform
 
 
 class LinearSystem(Problem):
@@ -52,8 +54,6 @@ class LinearSystem(Problem):
     """
 
     quadratic = True
-    singular_advice = ("Ax = b has no exact solution: the x returned is the least-squares one the run reached "
-                       "(pinv(A) @ b from a zero start); accept it, or regularise with l2=...")
 
     def __init__(
         self,
@@ -200,8 +200,13 @@ class LinearSystem(Problem):
         return cond * cond if self.least_squares else cond
 
     @property
-    def needs_nonsingular(self) -> bool:
-        return not self.least_squares and not self.regularised
+    def singular_advice(self) -> Optional[str]:  # type: ignore[override]
+        # A singular square system has no exact solution; least squares and regularised
+        # problems have a solution whatever the rank.
+        if self.least_squares or self.regularised:
+            return None
+        return ("Ax = b has no exact solution: the x returned is the least-squares one the run reached "
+                "(pinv(A) @ b from a zero start); accept it, or regularise with l2=...")
 
     def reference(self) -> Tensor:
         """``solve(A, b)`` for square A, else the minimum-norm least-squares ``pinv(A) @ b``; with
@@ -213,13 +218,9 @@ class LinearSystem(Problem):
         solution = torch.linalg.pinv(self.A) @ self._columns(self.b)
         return solution.squeeze(-1) if self.vector_rhs else solution
 
-    def metrics(self, reference: bool = False) -> dict[str, Any]:
-        from ..metrics import ReferenceError, RelativeResidual
-
-        metrics: dict[str, Any] = {"residual": RelativeResidual()}
-        if reference and not (self.l1 > 0 or self.nonnegative):
-            metrics["reference_error"] = ReferenceError()
-        return metrics
+    def measures(self, reference: bool = False) -> dict[str, Any]:
+        # l1 and nonnegative have no closed form to compare with.
+        return super().measures(reference and not (self.l1 > 0 or self.nonnegative))
 
     # -- weighted, ridge, lasso and non-negative least squares ---------------------------------
     # Objective per right-hand side: ½‖W^½(Ax − b)‖² + ½·l2‖x‖² + l1‖x‖₁ (subject to x ≥ 0 when

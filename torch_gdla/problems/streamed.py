@@ -352,7 +352,7 @@ class StreamedLeastSquares(Problem):
         return torch.linalg.lstsq(gram, rhs).solution.to(self.x.dtype) if rhs.dim() == 2 else \
             torch.linalg.lstsq(gram, rhs.unsqueeze(-1)).solution.squeeze(-1).to(self.x.dtype)
 
-    def metrics(self, reference: bool = False) -> dict[str, Any]:
+    def measures(self, reference: bool = False) -> dict[str, Any]:
         # The residual costs a pass over all rows: it is in result.residual at the end, but not
         # logged every block (that would double the data read).
         return {}

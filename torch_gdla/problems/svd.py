@@ -33,7 +33,8 @@ from ..validation import (
     check_number,
     describe,
 )
-from .base import Problem, batched_mse
+from .base import Problem
+from .losses import batched_mse
 
 METHODS = ("orthogonal", "penalty")
 
@@ -388,21 +389,12 @@ class SVD(Problem):
         defined only up to rotations within repeated singular values, so they are not compared.)"""
         return torch.linalg.vector_norm(self.solution.S - reference.S, dim=-1) / torch.linalg.vector_norm(reference.S, dim=-1)
 
-    def metrics(self, reference: bool = False) -> dict[str, Any]:
-        from ..metrics import (
-            ObservedError,
-            OrthogonalityError,
-            ReferenceError,
-            RelativeResidual,
-        )
-
-        metrics: dict[str, Any] = {"residual": RelativeResidual(), "orthogonality": OrthogonalityError()}
+    def measures(self, reference: bool = False) -> dict[str, Any]:
+        measures = super().measures(reference and not self.masked)  # masked: no direct reference exists
+        measures["orthogonality"] = self.orthogonality_errors
         if self.masked:
-            metrics["observed_error"] = ObservedError()
-            return metrics  # no direct reference exists
-        if reference:
-            metrics["reference_error"] = ReferenceError()
-        return metrics
+            measures["observed_error"] = self.observed_errors
+        return measures
 
     # -- optimizer -------------------------------------------------------------------------------
     def default_optimizer(self) -> torch.optim.Optimizer:

@@ -10,11 +10,11 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset
 
-from .errors import ArgumentError, ArgumentTypeError
-from .iteration import Criteria, Iteration, build_optimizer
-from .problems.base import Problem
-from .result import Result, Status
-from .validation import check_optimizer_factory, check_positive_int
+from ..errors import ArgumentError, ArgumentTypeError
+from ..iteration import Criteria, Iteration, build_optimizer
+from ..problems.base import Problem
+from ..result import Result, Status
+from ..validation import check_optimizer_factory, check_positive_int
 
 OptimizerCallable = Callable[[Iterable], torch.optim.Optimizer]
 
@@ -124,7 +124,10 @@ class SolverModule(pl.LightningModule):
                 "(or max_time) a run that never meets its tolerance would never end"
             )
         self.result = None
-        self.quality = torch.nn.ModuleDict(self.problem.metrics(reference=self.reference_metrics)).to(self.device)
+        from ..metrics import WorstMember
+
+        self._measures = self.problem.measures(reference=self.reference_metrics)
+        self.quality = torch.nn.ModuleDict({name: WorstMember() for name in self._measures}).to(self.device)
         self._direct = self._direct_steps()
         # Direct steps (plain precision, standard strategy) need no precision scaling or DDP
         # gradient averaging; otherwise Lightning's manual_backward does both.
@@ -216,9 +219,7 @@ class SolverModule(pl.LightningModule):
     def _quality(self) -> dict[str, float]:
         values = {}
         for name, metric in self.quality.items():
-            metric.update(self.problem)
-            values[name] = float(metric.compute())
-            metric.reset()
+            values[name] = float(metric(self._measures[name]()))  # the value at the current point
         return values
 
     def _finish(self, status: Optional[Status]) -> None:
