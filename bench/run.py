@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import torch_gdla as gdla  # noqa: E402
-from torch_gdla.iteration import Criteria, Iteration, build_optimizer  # noqa: E402
+from torch_gdla.engine import Criteria, Iteration, build_optimizer  # noqa: E402
 
 try:
     import scipy

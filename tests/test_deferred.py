@@ -9,11 +9,11 @@ import torch_gdla as gdla
 
 
 def run(problem, optimizer, criteria, deferred, block, max_steps=10_000):
-    iteration = gdla.Iteration(problem, optimizer, criteria, deferred=deferred)
+    iteration = gdla.Iteration(problem, optimizer, criteria, max_steps=max_steps, deferred=deferred)
     status = None
-    while status is None and iteration.steps < max_steps:
-        status = iteration.run(min(block, max_steps - iteration.steps))
-    return iteration.finish(max_steps=max_steps)
+    while status is None:
+        status = iteration.run(block)
+    return iteration.finish()
 
 
 @pytest.mark.parametrize("tol, lr", [(1e-12, 0.9), (0.0, 0.9), (1e-12, 50.0)])

@@ -67,9 +67,9 @@ batch_shapes = st.lists(st.integers(1, 3), min_size=0, max_size=2).map(tuple)
 
 def iterate(problem, criteria: gdla.Criteria, max_steps: int = MAX_STEPS) -> gdla.Result:
     """The solver loop without Lightning (what gdla.solve runs, block by block)."""
-    iteration = gdla.Iteration(problem, problem.default_optimizer(), criteria)
+    iteration = gdla.Iteration(problem, problem.default_optimizer(), criteria, max_steps=max_steps)
     iteration.run(max_steps)
-    return iteration.finish(max_steps=max_steps)
+    return iteration.finish()
 
 
 def check_honest(result: gdla.Result, problem, tol: float) -> None:
@@ -185,7 +185,7 @@ def test_linear_system_through_solve(case):
     A, b, _ = case
     problem = gdla.LinearSystem(A, b)
     result = gdla.solve(problem, max_steps=MAX_STEPS)
-    tol = gdla.iteration.DEFAULT_RESIDUAL_TOL[A.dtype]
+    tol = gdla.engine.DEFAULT_RESIDUAL_TOL[A.dtype]
     check_system(problem, result, A, b, tol)
 
 
@@ -224,16 +224,16 @@ def test_batched_steps_equal_one_by_one(case):
     sgd = functools.partial(torch.optim.SGD, lr=0.05)
     batched = build(kind, A, b, side)
     starts = batched.solution.clone()
-    together = gdla.Iteration(batched, sgd(batched.parameters()), gdla.Criteria(tol=0))
+    together = gdla.Iteration(batched, sgd(batched.parameters()), gdla.Criteria(tol=0), max_steps=steps)
     together.run(steps)
-    result = together.finish(max_steps=steps)
+    result = together.finish()
     assert result.steps == steps
     atol = 1e2 * torch.finfo(A.dtype).eps
     for i in range(A.shape[0]):
         single = build(kind, A[i], b[i], side, init=starts[i])
-        alone = gdla.Iteration(single, sgd(single.parameters()), gdla.Criteria(tol=0))
+        alone = gdla.Iteration(single, sgd(single.parameters()), gdla.Criteria(tol=0), max_steps=steps)
         alone.run(steps)
-        solo = alone.finish(max_steps=steps)
+        solo = alone.finish()
         assert torch.allclose(result.solution[i], solo.solution, rtol=atol, atol=atol), (
             i, (result.solution[i] - solo.solution).abs().max())
         assert result.residuals[i].item() == pytest.approx(solo.residual, rel=1e-3, abs=atol)

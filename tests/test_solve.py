@@ -23,10 +23,10 @@ def test_result_fields(M1):
 
 
 def test_default_tolerance_depends_on_dtype(M1):
-    assert gdla.Criteria().resolved(torch.float32).residual_tol == 1e-4
-    assert gdla.Criteria().resolved(torch.float64).residual_tol == 1e-8
+    assert gdla.Criteria().for_problem(gdla.MatrixInverse(M1)).residual_tol == 1e-4
+    assert gdla.Criteria().for_problem(gdla.MatrixInverse(M1.double())).residual_tol == 1e-8
     # any explicit tolerance replaces the default
-    assert gdla.Criteria(tol=0).resolved(torch.float64).residual_tol is None
+    assert gdla.Criteria(tol=0).for_problem(gdla.MatrixInverse(M1.double())).residual_tol is None
 
 
 def test_tol_zero_takes_every_step(M2):

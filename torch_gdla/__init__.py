@@ -10,7 +10,7 @@ from typing import Any
 
 from . import functions, matrices, optim, sharding
 from .derivative import derivative, gradient
-from .iteration import Criteria, Iteration
+from .engine import Criteria, Iteration
 from .problems import SVD, LinearSystem, MatrixInverse, Problem
 from .problems.minimize import Minimize
 from .problems.streamed import StreamedLeastSquares

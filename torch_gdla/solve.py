@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional, Sequence
 
+from .engine import Criteria
 from .problems.base import Problem
 from .result import Result
 from .validation import check_positive_int
@@ -38,7 +39,7 @@ def solve(
             torch.optim.SGD, lr=0.9, momentum=0.9)``); None picks the library default.
         tol: stop when the loss ≤ tol.  ``tol=0`` never stops on the loss.
         residual_tol: stop when ``problem.residual()`` ≤ residual_tol.
-        rtol: stop when the relative loss change over ``rtol_every`` steps < rtol (seed 001's rule).
+        rtol: stop when the relative loss change over ``rtol_every`` steps < rtol (the minimisation tutorial's rule).
             With none of tol/residual_tol/rtol, residual_tol defaults to 1e-4 (float32) / 1e-8 (float64).
         stall_steps: with a tolerance set, stop early (and say why: singular matrix, precision
             floor, stalled optimizer) when the best loss has not improved for this many steps.
@@ -56,15 +57,16 @@ def solve(
         **trainer_kwargs: passed to ``pytorch_lightning.Trainer``.
     """
     check_positive_int(max_steps, "max_steps", allow_none="max_epochs" in trainer_kwargs or "max_time" in trainer_kwargs)
+    # Built (and checked) before Lightning is imported, so a bad setting fails in milliseconds.
+    criteria = Criteria(tol=tol, residual_tol=residual_tol, rtol=rtol, rtol_every=rtol_every,
+                        residual_every=residual_every, stall_steps=stall_steps)
     import pytorch_lightning as pl
 
     from .lightning import SolverModule
     from .lightning.support import interrupt_as_request, quiet_lightning
 
     # SolverModule checks the problem and the optimizer factory.
-    module = SolverModule(problem, optimizer=optimizer, tol=tol, residual_tol=residual_tol, rtol=rtol,
-                          rtol_every=rtol_every, residual_every=residual_every, stall_steps=stall_steps,
-                          steps_per_block=steps_per_block,
+    module = SolverModule(problem, optimizer=optimizer, criteria=criteria, steps_per_block=steps_per_block,
                           reference_metrics=reference_metrics)
     device = problem.device
     if accelerator is None:

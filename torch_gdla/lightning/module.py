@@ -1,68 +1,61 @@
-"""Lightning side of torch_gdla: ``SolverModule`` trains any problem.  Lightning is imported
-here only, so ``import torch_gdla`` stays as cheap as ``import torch``."""
+"""``SolverModule``: any problem, trained by a Lightning ``Trainer`` through the engine."""
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, IterableDataset
+from torch.utils.data import DataLoader
 
+from ..engine import Criteria, Iteration, build_optimizer
 from ..errors import ArgumentError, ArgumentTypeError
-from ..iteration import Criteria, Iteration, build_optimizer
 from ..problems.base import Problem
 from ..result import Result, Status
 from ..validation import check_optimizer_factory, check_positive_int
+from .blocks import BlockSize, NoData
+from .support import checkpoint_step_intervals, count_optimizer_steps, max_time_set
 
 OptimizerCallable = Callable[[Iterable], torch.optim.Optimizer]
-
-
-class _NoData(IterableDataset):
-    """An endless stream of empty tensors: a solver has no dataset, and each item is one block
-    of optimizer steps.  (``None`` items would make Lightning skip ``training_step``.)"""
-
-    def __iter__(self) -> Iterator[Tensor]:
-        empty = torch.empty(0)
-        while True:
-            yield empty
 
 
 class SolverModule(pl.LightningModule):
     """Trains a :class:`~torch_gdla.problems.base.Problem` with Lightning.
 
     Manual optimization: each ``training_step`` runs a block of up to ``steps_per_block``
-    optimizer steps (Lightning's per-step costs are paid once per block), while the stopping
-    rules of ``Criteria`` are checked after every optimizer step, so the run stops at the exact
-    step a tolerance is met.  ``Trainer(max_steps=...)`` counts optimizer steps and is never
-    overshot.  The loss, the residual and the problem's metrics are logged once per block.
+    optimizer steps through an :class:`~torch_gdla.engine.Iteration` (Lightning's per-step costs
+    are paid once per block), whose stopping rules are checked after every optimizer step, so the
+    run stops at the exact step a tolerance is met.  ``Trainer(max_steps=...)`` counts optimizer
+    steps and is never overshot.  The loss and the problem's quality measures are logged once
+    per block.
 
     Args:
         problem: the problem to solve (its parameters are the unknown).
         optimizer: callable taking the parameters and returning a ``torch.optim.Optimizer``
             (a ``functools.partial``, or LightningCLI's optimizer callable); None = library default.
-        tol, residual_tol, rtol, rtol_every, residual_every, stall_steps: see
-            :class:`~torch_gdla.iteration.Criteria`.
-        steps_per_block: optimizer steps per Lightning ``training_step`` (and per log row); for a
-            data-driven problem (one step per batch), batches per log row.  None (default):
-            adaptive, so that a block takes about ``BLOCK_SECONDS`` (0.1 s): Lightning's
-            per-block work (logging, progress bar) then costs ~1 % whatever the problem size.
-        reference_metrics: also log metrics against the direct ``torch.linalg`` answer
-            (costs one direct solve, done once).
+        tol: stop when the loss <= tol; 0 never stops on the loss.
+        residual_tol: stop when the problem's relative residual <= residual_tol.
+        rtol: stop when the relative change of the loss over rtol_every steps < rtol.
+        rtol_every: steps between the two losses rtol compares.
+        residual_every: steps between residual evaluations when the loss does not bound it.
+        stall_steps: with a tolerance set, stop (and say why) when the best loss has not improved
+            for this many steps; 0 disables it.
+        criteria: all of the above as one :class:`~torch_gdla.engine.Criteria` object, instead
+            of the keyword arguments (which must then be left at their defaults).
+        steps_per_block: optimizer steps per ``training_step`` (and per log row); for a
+            data-driven problem, batches per log row.  None: adaptive, so a block takes about
+            ``BlockSize.SECONDS`` and Lightning's per-block work costs ~1 %.
+        reference_metrics: also log the error against the direct ``torch.linalg`` answer
+            (one direct solve, done once).
         direct_steps: with plain 32/64-bit precision and a standard strategy, step the raw
             optimizer and count the steps into Lightning per block (bare-loop speed; callbacks'
-            ``on_before_optimizer_step`` is then not called per step).  False: every step goes
-            through Lightning's wrapped optimizer.
-        deferred_checks: keep losses on the device and read them once per block (no host
-            synchronisation per step); the stop step for ``tol`` and divergence stays exact.
-            None (default): deferred off the CPU, per step on the CPU (where reading is free).
+            ``on_before_optimizer_step`` is then not called per step).
+        deferred_checks: keep losses on the device and read them once per block; None
+            (default): deferred off the CPU only.
+
     After ``fit``, ``module.result`` holds the :class:`~torch_gdla.result.Result`.
     """
-
-    FIRST_BLOCK = 10
-    BLOCK_SECONDS = 0.1
-    MAX_BLOCK = 10_000
 
     def __init__(
         self,
@@ -78,159 +71,114 @@ class SolverModule(pl.LightningModule):
         reference_metrics: bool = False,
         direct_steps: bool = True,
         deferred_checks: Optional[bool] = None,
+        criteria: Optional[Criteria] = None,
     ) -> None:
         super().__init__()
         if not isinstance(problem, Problem):
-            raise ArgumentTypeError(f"problem must be a torch_gdla Problem (e.g. gdla.MatrixInverse(M)); got {type(problem).__name__}")
+            raise ArgumentTypeError(
+                f"problem must be a torch_gdla Problem (e.g. gdla.MatrixInverse(M)); got {type(problem).__name__}")
         if optimizer is not None:
             check_optimizer_factory(optimizer)
+        fields = Criteria(tol=tol, residual_tol=residual_tol, rtol=rtol, rtol_every=rtol_every,
+                          residual_every=residual_every, stall_steps=stall_steps)
+        if criteria is not None and fields != Criteria():
+            raise ArgumentError("pass either criteria=Criteria(...) or its fields (tol=, residual_tol=, ...), not both")
         self.automatic_optimization = False
         self.problem = problem
         self.optimizer_factory = optimizer
-        self.criteria = Criteria(tol=tol, residual_tol=residual_tol, rtol=rtol, rtol_every=rtol_every,
-                                 residual_every=residual_every, stall_steps=stall_steps)
-        check_positive_int(steps_per_block, "steps_per_block", allow_none=True, meaning="None adapts it")
-        self.steps_per_block = steps_per_block
-        self._block = steps_per_block or self.FIRST_BLOCK
-        self._step_grid: list[int] = []
+        self.criteria = criteria or fields
+        self.block = BlockSize(check_positive_int(steps_per_block, "steps_per_block", allow_none=True,
+                                                  meaning="None adapts it"))
         self.reference_metrics = reference_metrics
         self.direct_steps = direct_steps
         self.deferred_checks = deferred_checks
         self.quality = torch.nn.ModuleDict()
         self.iteration: Optional[Iteration] = None
         self.result: Optional[Result] = None
+        self._optimizer: Optional[torch.optim.Optimizer] = None
         self._resume_state: Optional[dict] = None
 
     def forward(self) -> Tensor:
         return self.problem()
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return build_optimizer(self.optimizer_factory, self.problem)
+        # Built here so Lightning saves and restores its state with every checkpoint.
+        self._optimizer = build_optimizer(self.optimizer_factory, self.problem)
+        return self._optimizer
 
     def train_dataloader(self) -> Any:
         # Data-driven problems bring their own rows (unless fit() is given a datamodule);
         # the others get an endless stream of empty batches, one per block of steps.
         if self.problem.uses_data:
             return self.problem.train_dataloader()
-        return DataLoader(_NoData(), batch_size=None)
+        return DataLoader(NoData(), batch_size=None)
 
     def on_fit_start(self) -> None:
         trainer = self.trainer
-        timed = any(isinstance(cb, pl.callbacks.Timer) and cb._duration is not None for cb in trainer.callbacks)
+        max_steps = trainer.max_steps if trainer.max_steps is not None and trainer.max_steps >= 0 else None
         # A data-driven problem's epochs end; a data-free one's single epoch never does.
-        if (trainer.max_steps is None or trainer.max_steps < 0) and not timed and not self.problem.uses_data:
+        if max_steps is None and not max_time_set(trainer) and not self.problem.uses_data:
             raise ArgumentError(
                 "Trainer(max_steps=...) is required: a solver has no dataset and no epochs, so without max_steps "
-                "(or max_time) a run that never meets its tolerance would never end"
-            )
-        self.result = None
+                "(or max_time) a run that never meets its tolerance would never end")
         from ..metrics import WorstMember
 
+        self.result = None
         self._measures = self.problem.measures(reference=self.reference_metrics)
         self.quality = torch.nn.ModuleDict({name: WorstMember() for name in self._measures}).to(self.device)
-        self._direct = self._direct_steps()
-        # Direct steps (plain precision, standard strategy) need no precision scaling or DDP
-        # gradient averaging; otherwise Lightning's manual_backward does both.
-        backward = Tensor.backward if self._direct else self.manual_backward
-        criteria = self.criteria
-        if self.problem.stochastic and criteria.tol is None and criteria.residual_tol is None and criteria.rtol is None:
-            # Mini-batch runs: each residual() is a pass over the data, and one batch's loss
-            # proves nothing, so there is no default tolerance; the run ends by max_steps/epochs.
-            criteria = Criteria(tol=0.0, rtol_every=criteria.rtol_every, residual_every=criteria.residual_every,
-                                stall_steps=criteria.stall_steps)
-        self.iteration = Iteration(self.problem, trainer.optimizers[0], criteria, backward=backward,
+        self._direct = self.direct_steps and _plain_steps(trainer)
+        # Direct steps need no precision scaling or DDP gradient averaging; otherwise
+        # Lightning's manual_backward does both.
+        self.iteration = Iteration(self.problem, self._optimizer or trainer.optimizers[0], self.criteria,
+                                   max_steps=max_steps, backward=Tensor.backward if self._direct else self.manual_backward,
                                    deferred=self.deferred_checks)
-        self._step_grid = [cb._every_n_train_steps for cb in trainer.checkpoint_callbacks
-                           if getattr(cb, "_every_n_train_steps", 0)]
+        self.block.align_to(checkpoint_step_intervals(trainer))
         if self._resume_state is not None:
             self.iteration.load_state_dict(self._resume_state)
             self._resume_state = None
 
-    def _budget(self) -> int:
-        steps = self.iteration.steps
-        budget = self._block
-        # End blocks on every checkpoint interval: Lightning checks `global_step % n == 0` only
-        # between training_steps, so a block that jumped over a multiple would skip that save.
-        for every in self._step_grid:
-            budget = min(budget, every - steps % every)
-        max_steps = self.trainer.max_steps
-        if max_steps is None or max_steps < 0:
-            return budget
-        return max(0, min(budget, max_steps - steps))
-
-    def _adapt_block(self, steps: int, seconds: float) -> None:
-        # Aim the next block at BLOCK_SECONDS, changing by at most 10x at a time.
-        if self.steps_per_block is not None or steps <= 0:
-            return
-        per_step = max(seconds, 1e-9) / steps
-        target = self.BLOCK_SECONDS / per_step
-        self._block = int(min(max(target, self._block / 10, 1), self._block * 10, self.MAX_BLOCK))
-
-    def _direct_steps(self) -> bool:
-        # Lightning's wrapped optimizer step runs callback hooks, profiler contexts and a closure
-        # wrapper on every optimizer step.  With plain 32/64-bit precision and a strategy that does
-        # not override optimizer_step, those do nothing for us, so the raw optimizer is stepped and
-        # Lightning's step counter is advanced per block instead (same global_step, no per-step cost).
-        from pytorch_lightning.plugins.precision import Precision
-        from pytorch_lightning.strategies import Strategy
-
-        trainer = self.trainer
-        return (self.direct_steps and type(trainer.precision_plugin) is Precision
-                and type(trainer.strategy).optimizer_step is Strategy.optimizer_step)
-
     def training_step(self, batch: Any, batch_idx: int) -> None:
         iteration = self.iteration
-        budget = self._budget()
-        status = None
+        assert iteration is not None
         data = batch if self.problem.uses_data else None
-        if data is not None:
-            budget = min(budget, 1)  # one optimizer step per batch of rows
+        # One optimizer step per batch of rows; otherwise a block, ended on checkpoint intervals.
+        budget = 1 if data is not None else self.block.budget(iteration.steps)
         started, before = time.perf_counter(), iteration.steps
-        if budget > 0:
+        try:
+            step = iteration.optimizer.step if self._direct else self.optimizers().step
+            status = iteration.run(budget, step, batch=data)
+        finally:
             if self._direct:
-                try:
-                    status = iteration.run(budget, iteration.optimizer.step, batch=data)
-                finally:
-                    progress = self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
-                    for _ in range(iteration.steps - before):
-                        progress.increment_ready()
-                        progress.increment_completed()
-            else:
-                status = iteration.run(budget, self.optimizers().step, batch=data)
+                count_optimizer_steps(self.trainer, iteration.steps - before)
         if data is None:
-            self._adapt_block(iteration.steps - before, time.perf_counter() - started)
-        if data is None or batch_idx % (self.steps_per_block or 100) == 0:
+            self.block.adapt(iteration.steps - before, time.perf_counter() - started)
+        if data is None or batch_idx % (self.block.fixed or 100) == 0:
             self.log_dict(self._log_values(), on_step=True, prog_bar=True, batch_size=1)
-        max_steps = self.trainer.max_steps
-        if status is None and max_steps is not None and 0 <= max_steps <= iteration.steps:
-            status = Status.MAX_STEPS
         if status is not None:
             self._finish(status)
             self.trainer.should_stop = True
 
     def _log_values(self) -> dict[str, float]:
-        iteration = self.iteration
-        values = {"loss": iteration.last_loss}
-        values.update(self._quality())
-        values["step"] = float(iteration.steps)
+        assert self.iteration is not None
+        values = {"loss": self.iteration.last_loss, **self._quality(), "step": float(self.iteration.steps)}
         return values
 
     @torch.no_grad()
     def _quality(self) -> dict[str, float]:
-        values = {}
-        for name, metric in self.quality.items():
-            values[name] = float(metric(self._measures[name]()))  # the value at the current point
-        return values
+        # forward() is torchmetrics' per-step value: update on this point alone, then compute.
+        return {name: float(metric(self._measures[name]())) for name, metric in self.quality.items()}
 
     def _finish(self, status: Optional[Status]) -> None:
-        if self.result is None and self.iteration is not None:
-            epochs_ended = (status is None and self.problem.uses_data and self.trainer.max_epochs is not None
-                            and self.trainer.current_epoch + 1 >= self.trainer.max_epochs > 0)
-            self.result = self.iteration.finish(status, max_steps=self.trainer.max_steps)
-            if epochs_ended and self.result.status is Status.MAX_STEPS:
-                self.result.reason = (f"max_epochs reached: {self.trainer.max_epochs} passes over the data "
-                                      f"({self.result.steps} steps); add epochs or set a tolerance to stop on")
-            self.result.metrics = {k: v for k, v in self._quality().items() if k != "residual"}
+        if self.result is not None or self.iteration is None:
+            return
+        trainer = self.trainer
+        epochs_ended = (status is None and self.problem.uses_data and trainer.max_epochs is not None
+                        and trainer.current_epoch + 1 >= trainer.max_epochs > 0)
+        self.result = self.iteration.finish(status)
+        if epochs_ended and self.result.status is Status.MAX_STEPS:
+            self.result.reason = (f"max_epochs reached: {trainer.max_epochs} passes over the data "
+                                  f"({self.result.steps} steps); add epochs or set a tolerance to stop on")
+        self.result.metrics = {k: v for k, v in self._quality().items() if k != "residual"}
 
     def request_interrupt(self) -> None:
         """Stop after the current optimizer step with reason "interrupted" (what Ctrl-C does in solve())."""
@@ -238,7 +186,7 @@ class SolverModule(pl.LightningModule):
             self.iteration.interrupt_requested = True
 
     def on_train_end(self) -> None:
-        # The Trainer stopped on its own (max_steps, max_time, a callback): the result still comes out.
+        # The Trainer stopped on its own (max_time, a callback, epochs): the result still comes out.
         self._finish(None)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -247,3 +195,14 @@ class SolverModule(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self._resume_state = checkpoint.get("torch_gdla_iteration")
+
+
+def _plain_steps(trainer: pl.Trainer) -> bool:
+    # Lightning's wrapped optimizer step runs callback hooks, profiler contexts and a closure
+    # wrapper on every optimizer step.  With plain 32/64-bit precision and a strategy that does
+    # not override optimizer_step, those do nothing for us, so the raw optimizer is stepped and
+    # Lightning's step counter is advanced per block instead (same global_step, no per-step cost).
+    from pytorch_lightning.plugins.precision import Precision
+    from pytorch_lightning.strategies import Strategy
+
+    return type(trainer.precision_plugin) is Precision and type(trainer.strategy).optimizer_step is Strategy.optimizer_step

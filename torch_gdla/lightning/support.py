@@ -51,3 +51,24 @@ def interrupt_as_request(module: Any) -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+# -- the Lightning internals SolverModule needs ------------------------------------------------------
+def max_time_set(trainer: Any) -> bool:
+    """True when a ``Timer`` callback (``Trainer(max_time=...)``) limits the run."""
+    from pytorch_lightning.callbacks import Timer
+
+    return any(isinstance(cb, Timer) and cb._duration is not None for cb in trainer.callbacks)
+
+
+def checkpoint_step_intervals(trainer: Any) -> list[int]:
+    """``every_n_train_steps`` of every ModelCheckpoint (0s left out)."""
+    return [cb._every_n_train_steps for cb in trainer.checkpoint_callbacks if getattr(cb, "_every_n_train_steps", 0)]
+
+
+def count_optimizer_steps(trainer: Any, steps: int) -> None:
+    """Advance ``trainer.global_step`` by ``steps`` optimizer steps taken on the raw optimizer."""
+    progress = trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
+    for _ in range(steps):
+        progress.increment_ready()
+        progress.increment_completed()

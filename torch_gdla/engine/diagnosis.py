@@ -1,0 +1,96 @@
+"""Why a run ended without meeting its tolerance, in words a user can act on.
+
+A stalled loss has three common causes, told apart by the condition number κ the problem
+reports and the residual the run reached:
+
+* SINGULAR: the problem needs a nonsingular matrix (``problem.singular_advice`` is set) and
+  κ·eps is large — there is no exact solution to converge to;
+* PRECISION: the residual is already at the floor the arithmetic allows — about eps·κ, or the
+  loss's own floor (``problem.residual_floor()``, e.g. √eps for a loss whose minimum is not
+  zero) — so a tighter tolerance is unreachable in this dtype;
+* STALLED: neither — the optimizer is not making progress (a learning rate, a method).
+"""
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Optional
+
+import torch
+
+from ..result import Status
+
+if TYPE_CHECKING:
+    from ..problems.base import Problem
+    from .criteria import Criteria
+
+# κ·eps above this: the matrix is numerically singular in this dtype.
+SINGULAR_COND_EPS = 1e-2
+# A residual within this factor of eps·κ (or of 10·eps when κ is unknown) is at the precision floor.
+PRECISION_MARGIN = 100.0
+UNKNOWN_COND_MARGIN = 10.0
+# A residual within this factor of the loss's own floor is at that floor.
+LOSS_FLOOR_MARGIN = 10.0
+
+Verdict = tuple[Status, str]
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).replace("torch.", "")
+
+
+def condition_number(problem: "Problem") -> Optional[float]:
+    """The problem's κ, NaN (an undefined κ, e.g. of a zero matrix) read as infinite."""
+    cond = problem.condition_number()
+    return None if cond is None else (math.inf if math.isnan(cond) else cond)
+
+
+def looks_singular(problem: "Problem", cond: Optional[float] = None) -> bool:
+    """True when the problem needs a nonsingular matrix and κ·eps says it is not."""
+    if problem.singular_advice is None:
+        return False
+    cond = condition_number(problem) if cond is None else cond
+    return cond is not None and cond * torch.finfo(problem.dtype).eps > SINGULAR_COND_EPS
+
+
+def explain_stall(problem: "Problem", criteria: "Criteria", best_loss: float, residual: float,
+                  window: int) -> Verdict:
+    """The loss stopped improving over ``window`` steps before any tolerance held: say why."""
+    eps = torch.finfo(problem.dtype).eps
+    name = dtype_name(problem.dtype)
+    wants_cond = problem.singular_advice is not None or bool(criteria.residual_tol)
+    cond = condition_number(problem) if wants_cond else None
+    if looks_singular(problem, cond):
+        return Status.SINGULAR, (
+            f"matrix looks singular: estimated condition number {cond:.3g} (1/eps of {name} is {1 / eps:.3g}); "
+            f"the loss plateaus at {best_loss:.3g} while the gradient vanishes. {problem.singular_advice}")
+    target = criteria.residual_tol or criteria.tol
+    loss_floor = problem.residual_floor()
+    if loss_floor is not None and residual <= LOSS_FLOOR_MARGIN * loss_floor:
+        return Status.PRECISION, (
+            f"tolerance below what this loss can resolve: the residual stalls at {residual:.3g}, and "
+            f"{type(problem).__name__}'s loss resolves its residual only to about {loss_floor:.2g} in {name} (a "
+            f"floor of the loss itself, not of the optimizer); ask for a tolerance above it (asked: {target:g})")
+    floor = eps * (cond if cond is not None else 1.0)  # an infinite κ: any residual is at the floor
+    if residual <= max(PRECISION_MARGIN * floor, UNKNOWN_COND_MARGIN * eps):
+        return Status.PRECISION, (
+            f"tolerance below what {name} can reach: the residual stalls at {residual:.3g} "
+            f"(precision floor about eps {eps:.2g} x condition number {cond if cond else 1:.3g} = {floor:.2g}); "
+            f"use float64 or a tolerance above the floor (asked: {target:g})")
+    return Status.STALLED, (
+        f"stalled: the loss stopped decreasing at {best_loss:.3g} (residual {residual:.3g}) over the last "
+        f"{window} steps; change the optimizer or its learning rate")
+
+
+def diverged(bad: float, best_loss: float, step: int) -> str:
+    if not math.isfinite(best_loss):
+        return (f"diverged: the loss is {bad} at the starting point; check the start (init=) and the scale of "
+                "the data, which overflow the loss (the starting point is returned)")
+    return (f"diverged: loss became {bad} at step {step}; lower the learning rate "
+            f"(the best solution seen, loss {best_loss:.3g}, is returned)")
+
+
+def max_steps_reached(criteria: "Criteria", max_steps: Optional[int], steps: int, best_loss: float) -> str:
+    if criteria.any_active:
+        return (f"max_steps reached: increase max_steps (now {max_steps or steps}) or change optimizer; "
+                f"best loss {best_loss:.3g}")
+    return f"max_steps reached: ran all {steps} steps (no tolerance was set)"

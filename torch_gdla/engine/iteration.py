@@ -1,0 +1,202 @@
+"""The solver loop without Lightning: optimizer steps, stopping rules, the returned point.
+
+An :class:`Iteration` is built once per run with everything it needs (problem, built
+optimizer, criteria, max_steps); ``run(n)`` takes up to n optimizer steps and returns a Status
+as soon as a rule fires; ``finish()`` returns the :class:`~torch_gdla.result.Result`.  Its
+pieces each live in their own module: best-so-far tracking (:mod:`.best`), the loss history
+(:mod:`.history`), the stopping rules (:mod:`.rules`) and the diagnosis of a stall
+(:mod:`.diagnosis`).  ``SolverModule`` drives the same object in blocks of steps.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+import torch
+from torch import Tensor
+
+from ..problems.base import Problem
+from ..result import Result, Status
+from ..validation import check_positive_int
+from .best import BestSoFar, DeviceBest, HostBest, LastIterate
+from .criteria import Criteria
+from .history import LossHistory
+from .rules import StoppingRules
+
+_NO_CLOSURE = ("the optimizer's step() did not call the closure; torch_gdla needs optimizers that evaluate the "
+               "loss through step(closure)")
+
+Step = Callable[[Callable[[], Tensor]], Any]
+
+
+class Iteration:
+    """Runs optimizer steps on ``problem`` and decides when to stop.
+
+    Every loss evaluation goes through :meth:`closure`, which counts it and hands it to the
+    best-so-far tracker; the run's solution is the kept point (the lowest loss seen, or the last
+    iterate for stochastic/proximal problems), and every convergence test is made there, so
+    ``converged`` never claims more than holds.
+
+    Args:
+        problem: the problem; its parameters are stepped in place.
+        optimizer: a built ``torch.optim.Optimizer`` over the problem's parameters.
+        criteria: the stopping rules (the default tolerance is filled in for the problem).
+        max_steps: optimizer steps at most (None: no limit; the caller stops the run).
+        backward: how a loss is differentiated (Lightning passes its ``manual_backward``).
+        deferred: keep losses on the device and read them once per block (no host
+            synchronisation per step); the step where ``tol`` is met or the loss turns
+            non-finite is still found exactly, while the residual, rtol and stall rules are
+            applied at block ends.  None: deferred off the CPU only.
+    """
+
+    def __init__(self, problem: Problem, optimizer: torch.optim.Optimizer, criteria: Optional[Criteria] = None, *,
+                 max_steps: Optional[int] = None, backward: Callable[[Tensor], Any] = Tensor.backward,
+                 deferred: Optional[bool] = None) -> None:
+        self.problem = problem
+        self.optimizer = optimizer
+        self.criteria = (criteria or Criteria()).for_problem(problem)
+        self.max_steps = check_positive_int(max_steps, "max_steps", allow_none=True)
+        self.backward = backward
+        params = [p for p in problem.parameters() if p.requires_grad]
+        keeps_point = not (problem.stochastic or problem.last_iterate)
+        self.deferred = keeps_point and (problem.device.type != "cpu" if deferred is None else deferred)
+        self.best: BestSoFar = (DeviceBest(params, self.criteria.tol) if self.deferred
+                                else HostBest(params) if keeps_point else LastIterate(params))
+        self.history = LossHistory()
+        self.rules = StoppingRules(problem, self.criteria, self.history, self.best, self.best_residual,
+                                   every_step=not self.deferred)
+        self.evaluations = 0
+        self.interrupt_requested = False  # set by a signal handler: stop cleanly after this step
+        self.status: Optional[Status] = None
+        self.detail = ""
+        self._batch: Any = None
+        self._step_value: Any = None
+
+    @property
+    def steps(self) -> int:
+        """Optimizer steps taken."""
+        return len(self.history)
+
+    @property
+    def remaining(self) -> Optional[int]:
+        """Steps left before max_steps (None: unlimited)."""
+        return None if self.max_steps is None else self.max_steps - self.steps
+
+    # -- one evaluation ----------------------------------------------------------------------------
+    def closure(self) -> Tensor:
+        """Evaluate the loss and its gradient at the current parameters (what optimizers call)."""
+        self.optimizer.zero_grad()
+        loss = self.problem() if self._batch is None else self.problem(self._batch)
+        self.backward(loss)
+        self.evaluations += 1
+        value = self.best.observe(loss)
+        if self._step_value is None:  # a step's loss is that of its first evaluation
+            self._step_value = value
+        return loss
+
+    def _step(self, step: Step) -> Any:
+        self._step_value = None
+        step(self.closure)
+        if self._step_value is None:
+            raise RuntimeError(_NO_CLOSURE)
+        return self._step_value
+
+    # -- a block of steps --------------------------------------------------------------------------
+    def run(self, n_steps: int, step: Optional[Step] = None, batch: Any = None) -> Optional[Status]:
+        """Take up to ``n_steps`` optimizer steps (on ``batch`` for a data-driven problem, with
+        ``step`` in place of ``optimizer.step``); return a Status as soon as a stopping rule fires."""
+        if self.status is None:
+            remaining = self.remaining
+            n_steps = n_steps if remaining is None else min(n_steps, remaining)
+            self._batch = batch
+            self.history.reserve(n_steps)
+            try:
+                self._run(n_steps, step or self.optimizer.step)
+            except KeyboardInterrupt:
+                self._stop(Status.INTERRUPTED, f"interrupted at step {self.steps}; the best solution so far is returned")
+            if self.status is None and self.remaining == 0:
+                self.status = Status.MAX_STEPS
+        return self.status
+
+    def _run(self, n_steps: int, step: Step) -> None:
+        if not self.deferred:
+            for _ in range(n_steps):
+                if self._record(self._step(step), self.best.best_loss, block_end=True):
+                    return
+            return
+        if n_steps == 0:
+            return
+        best: DeviceBest = self.best  # type: ignore[assignment]
+        records = [best.end_step(self._step(step)) for _ in range(n_steps)]
+        for j, (value, best_loss, nonfinite) in enumerate(best.read(records)):  # one synchronisation
+            best.sync(best_loss, nonfinite)
+            if self._record(value, best_loss, block_end=j == n_steps - 1):
+                return
+
+    def _record(self, value: float, best_loss: float, block_end: bool) -> bool:
+        """Write a finished step into the history and apply the stopping rules; True to stop."""
+        self.history.append(value, best_loss)
+        verdict = self.rules.check(value, block_end, self.interrupt_requested)
+        if verdict is None:
+            return False
+        self._stop(*verdict)
+        return True
+
+    def _stop(self, status: Status, detail: str) -> None:
+        self.status, self.detail = status, detail
+
+    # -- the end ------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def best_residual(self) -> float:
+        """``problem.residual()`` at the kept point, without disturbing the optimizer's iterate."""
+        with self.best.loaded():
+            return self.problem.residual()
+
+    @property
+    def last_loss(self) -> float:
+        """The loss of the latest step (NaN before the first)."""
+        return self.history.loss(self.steps - 1) if self.steps else float("nan")
+
+    def finish(self, status: Optional[Status] = None) -> Result:
+        """End the run: load the solution into the problem and describe the outcome."""
+        status = status or self.status or Status.MAX_STEPS
+        if status is Status.MAX_STEPS:
+            status, self.detail = self.rules.at_max_steps(self.max_steps)
+        self.status = status
+        self.best.load()
+        with torch.no_grad():
+            # The loss at the returned point: the kept point's, or the last iterate's re-evaluated
+            # (for a stochastic problem over all its data).
+            loss = self.best.best_loss if self.best.keeps_point else float(self.problem.losses().sum())
+            residuals = self.problem.residuals().detach()
+        return Result(
+            solution=self.problem.solution, converged=status.converged, status=status,
+            reason=self.detail or status.value, steps=self.steps, evaluations=self.evaluations,
+            loss=loss, residual=float(residuals.max()), history=self.history.losses(),
+            residuals=residuals, member_converged=self._member_converged(status, residuals),
+        )
+
+    @torch.no_grad()
+    def _member_converged(self, status: Status, residuals: Tensor) -> Optional[Tensor]:
+        if residuals.dim() == 0:
+            return None
+        c = self.criteria
+        met = torch.zeros_like(residuals, dtype=torch.bool)
+        if c.tol:
+            met |= self.problem.losses().to(residuals.device) <= c.tol
+        if c.residual_tol:
+            met |= residuals <= c.residual_tol
+        if status is Status.RTOL:
+            met |= True
+        return met
+
+    # -- checkpointing ------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return {"steps": self.steps, "evaluations": self.evaluations, **self.best.state_dict(),
+                "history": self.history.losses(), "criteria": asdict(self.criteria)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.evaluations = state["evaluations"]
+        self.best.load_state_dict(state)
+        self.history.load(state["history"])

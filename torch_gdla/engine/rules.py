@@ -1,0 +1,120 @@
+"""The stopping rules, applied after every optimizer step (the engine's terminate test)."""
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Callable, Optional
+
+from ..result import Status
+from . import diagnosis
+from .diagnosis import Verdict
+
+if TYPE_CHECKING:
+    from ..problems.base import Problem
+    from .best import BestSoFar
+    from .criteria import Criteria
+    from .history import LossHistory
+
+# The stall rule: the best loss improved by less than this relative amount over stall_steps steps.
+STALL_IMPROVEMENT = 1e-6
+# How often (steps) the stall rule is evaluated when the loss is read every step.
+STALL_CHECK_EVERY = 10
+# With residual_tol set, a flat loss stalls only if the smallest residual checked also fell by
+# less than 1 % over the last half of the run (at least stall_steps steps).
+RESIDUAL_PROGRESS = 0.99
+# At max_steps: the last tenth of the run (at least END_WINDOW steps) improved the best loss by
+# less than END_IMPROVEMENT relative: explain the plateau rather than blame max_steps.
+END_WINDOW = 50
+END_IMPROVEMENT = 1e-2
+
+
+class StoppingRules:
+    """Decides after each step whether the run ends, and how.
+
+    ``check`` applies, in order: divergence, ``tol``, then (at block ends only, when the losses
+    of a block are read together) ``residual_tol``, an interrupt request, the stall rule and
+    ``rtol``.  ``best_residual`` evaluates ``problem.residual()`` at the kept point."""
+
+    def __init__(self, problem: "Problem", criteria: "Criteria", history: "LossHistory", best: "BestSoFar",
+                 best_residual: Callable[[], float], every_step: bool) -> None:
+        self.problem, self.criteria, self.history, self.best = problem, criteria, history, best
+        self.best_residual = best_residual
+        self.every_step = every_step  # False: losses are read once per block (deferred)
+        self._residual_checks: list[tuple[int, float]] = []  # (step, residual) at stall checks
+
+    def _due(self, steps: int, every: int) -> bool:
+        return not self.every_step or steps % every == 0
+
+    def check(self, value: float, block_end: bool, interrupted: bool) -> Optional[Verdict]:
+        c, best, steps = self.criteria, self.best, len(self.history)
+        if best.nonfinite is not None or not math.isfinite(value):
+            bad = value if not math.isfinite(value) else best.nonfinite
+            return Status.DIVERGED, diagnosis.diverged(bad, best.best_loss, steps - 1)  # type: ignore[arg-type]
+        if c.tol and best.best_loss <= c.tol:
+            return Status.TOL, f"tol reached: loss {best.best_loss:.10g} <= tol {c.tol:.10g}"
+        if not block_end:
+            return None
+        if c.residual_tol:
+            verdict = self._residual_rule(steps)
+            if verdict is not None:
+                return verdict
+        if interrupted:
+            return Status.INTERRUPTED, f"interrupted at step {steps}; the best solution so far is returned"
+        if (best.keeps_point and c.stall_steps and c.any_active and steps > c.stall_steps
+                and self._due(steps, STALL_CHECK_EVERY)):
+            earlier = self.history.best(steps - 1 - c.stall_steps)
+            if earlier - best.best_loss <= STALL_IMPROVEMENT * abs(earlier) and self._residual_stalled(steps):
+                return self.explain_stall()
+        if c.rtol and steps > c.rtol_every and self._due(steps - 1, c.rtol_every):
+            previous = self.history.loss(steps - 1 - c.rtol_every)
+            scale = max(abs(previous), abs(value))
+            change = abs(previous - value) / scale if scale > 0 else 0.0
+            if change < c.rtol:
+                if diagnosis.looks_singular(self.problem):  # a plateau of a singular problem is no convergence
+                    return self.explain_stall()
+                return Status.RTOL, f"relative change below rtol: {change:.3g} < {c.rtol:g} over {c.rtol_every} steps"
+        return None
+
+    def _residual_rule(self, steps: int) -> Optional[Verdict]:
+        tol = self.criteria.residual_tol
+        bound = self.problem.residual_bound(self.best.best_loss)
+        if bound is not None and bound <= tol:  # type: ignore[operator]
+            return Status.RESIDUAL_TOL, f"residual_tol reached: residual <= {bound:.3g} <= residual_tol {tol:g}"
+        if bound is None and self._due(steps, self.criteria.residual_every):
+            residual = self.best_residual()
+            if residual <= tol:  # type: ignore[operator]
+                return Status.RESIDUAL_TOL, f"residual_tol reached: residual {residual:.3g} <= residual_tol {tol:g}"
+        return None
+
+    def _residual_stalled(self, steps: int) -> bool:
+        """With residual_tol set, a flat loss is not enough: when the minimum loss is not zero
+        (least squares, an energy loss) the loss changes like the residual squared while the
+        residual still falls (slowly and not monotonically, for CG on an ill-conditioned
+        problem, with plateaus of O(√κ) steps); at a real stall (singular matrix, precision
+        floor) the residual does not move at all."""
+        if not self.criteria.residual_tol:
+            return True
+        self._residual_checks.append((steps, self.best_residual()))
+        window = max(self.criteria.stall_steps, steps // 2)
+        before = [r for step, r in self._residual_checks if step <= steps - window]
+        if not before:
+            return False
+        return min(r for _, r in self._residual_checks) > RESIDUAL_PROGRESS * min(before)
+
+    def explain_stall(self) -> Verdict:
+        return diagnosis.explain_stall(self.problem, self.criteria, self.best.best_loss, self.best_residual(),
+                                       self.criteria.stall_steps)
+
+    def at_max_steps(self, max_steps: Optional[int]) -> Verdict:
+        """The step budget ran out: a plateau (singular, precision floor, stall) is explained as
+        such; otherwise the message says what to change."""
+        c, best, steps = self.criteria, self.best, len(self.history)
+        if best.keeps_point and c.any_active and (self._flat_at_end(steps) or diagnosis.looks_singular(self.problem)):
+            return self.explain_stall()
+        return Status.MAX_STEPS, diagnosis.max_steps_reached(c, max_steps, steps, best.best_loss)
+
+    def _flat_at_end(self, steps: int) -> bool:
+        window = max(END_WINDOW, steps // 10)
+        if steps <= window or not math.isfinite(self.best.best_loss):
+            return False
+        earlier = self.history.best(steps - 1 - window)
+        return earlier - self.best.best_loss <= END_IMPROVEMENT * abs(earlier)
