@@ -378,3 +378,16 @@ def test_config_whose_matrix_file_has_the_wrong_shape(tmp_path, capsys):
     path.write_text("1, 2, 3\n4, 5, 6\n")
     err = cli_usage_error(file_config(tmp_path, path), tmp_path, capsys)
     assert re.search(r"M \(from File\(.*wide\.csv'\)\) must be square to have an inverse; got shape \(2, 3\)", err)
+
+
+def test_meta_tensors_are_refused_up_front():
+    with pytest.raises(ValueError, match=r"M is a meta tensor \(a shape without values\)"):
+        gdla.MatrixInverse(torch.empty(3, 3, device="meta"))
+
+
+def test_a_non_leaf_input_that_requires_grad_is_used_detached():
+    M = torch.eye(3, dtype=torch.float64, requires_grad=True)
+    problem = gdla.MatrixInverse(M * 2)  # a non-leaf: backward through it twice used to fail
+    result = gdla.solve(problem)
+    assert result.converged and M.grad is None
+    assert torch.allclose(result.solution, torch.eye(3, dtype=torch.float64) / 2)

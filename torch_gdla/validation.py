@@ -139,7 +139,13 @@ def as_float_tensor(value: Any, name: str) -> Tensor:
                 raise error from None
             raise named from None
     if isinstance(value, Tensor):
-        tensor = value
+        # Given data is used detached: a solve never differentiates through it into the
+        # caller's graph, and never writes the caller's .grad (the functional API attaches
+        # gradients by implicit differentiation instead).  No copy: a large matrix is not doubled.
+        tensor = value.detach()
+        if tensor.device.type == "meta":
+            raise ArgumentError(f"{label} is a meta tensor (a shape without values); pass a tensor that holds data, "
+                                f"e.g. torch.empty_like({name}, device='cpu') filled with the matrix")
         if tensor.is_complex():
             raise ArgumentTypeError(
                 f"{label} is complex ({tensor.dtype}); torch_gdla solves real problems only: "
