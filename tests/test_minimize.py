@@ -8,12 +8,12 @@ import torch
 import torch_gdla as gdla
 from torch_gdla.cli import GdlaCLI
 from torch_gdla.functions import FUNCTIONS, MINIMA
-from torch_gdla.optim.staged import Staged, seed001_stages
+from torch_gdla.optim.staged import Staged, annealed_adam_stages
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 SGD = functools.partial(torch.optim.SGD, lr=0.1)
 ADAM_SEED = functools.partial(torch.optim.Adam, lr=0.04, betas=(0.5, 0.9))
-STAGED_SEED = functools.partial(Staged, stages=seed001_stages(0.04))
+STAGED_SEED = functools.partial(Staged, stages=annealed_adam_stages(0.04))
 
 
 def sphere_start(dtype=torch.float64):

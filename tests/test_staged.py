@@ -8,7 +8,7 @@ import torch
 import torch_gdla as gdla
 from torch_gdla.functions import sixth_power
 from torch_gdla.optim import Stage, Staged
-from torch_gdla.optim.staged import seed001_stages
+from torch_gdla.optim.staged import annealed_adam_stages
 
 
 def start():
@@ -34,7 +34,7 @@ def run(x, optimizer, steps):
 
 def test_contract_and_shared_parameters():
     x = start()
-    optimizer = Staged([x], seed001_stages())
+    optimizer = Staged([x], annealed_adam_stages())
     assert isinstance(optimizer, torch.optim.Optimizer)
     assert isinstance(optimizer.param_groups, list) and isinstance(optimizer.param_groups[0], dict)
     assert optimizer.param_groups[0]["params"][0] is x
@@ -46,7 +46,7 @@ def test_contract_and_shared_parameters():
 
 def test_closure_called_once_per_step_and_seed_switching_rule():
     x = start()
-    optimizer = Staged([x], seed001_stages(), every=10)
+    optimizer = Staged([x], annealed_adam_stages(), every=10)
     stages, changes = [], []
     losses = []
     for _ in range(120):
@@ -64,7 +64,7 @@ def test_closure_called_once_per_step_and_seed_switching_rule():
     assert changes[11] == changes[10]
 
     x2 = start()
-    counted = Staged([x2], seed001_stages())
+    counted = Staged([x2], annealed_adam_stages())
     _, calls = run(x2, counted, 50)
     assert calls == 50
 
@@ -78,14 +78,14 @@ def test_single_adam_stage_is_plain_adam():
 
 def test_state_dict_round_trip_resumes_identically():
     x = start()
-    optimizer = Staged([x], seed001_stages())
+    optimizer = Staged([x], annealed_adam_stages())
     run(x, optimizer, 45)
     saved_x, saved_state = x.detach().clone(), copy.deepcopy(optimizer.state_dict())
     assert saved_state["staged"]["steps"] == 45
     reference, _ = run(x, optimizer, 40)
 
     y = saved_x.clone().requires_grad_()
-    resumed = Staged([y], seed001_stages())
+    resumed = Staged([y], annealed_adam_stages())
     resumed.load_state_dict(saved_state)
     assert (resumed.stage, resumed.steps, resumed.last_loss) == (saved_state["staged"]["stage"], 45, saved_state["staged"]["last_loss"])
     again, _ = run(y, resumed, 40)
@@ -94,7 +94,7 @@ def test_state_dict_round_trip_resumes_identically():
 
 def test_plain_training_loop_without_closure():
     x = start()
-    optimizer = Staged([x], seed001_stages())
+    optimizer = Staged([x], annealed_adam_stages())
     for _ in range(300):
         optimizer.zero_grad()
         loss = sixth_power(x)

@@ -1,7 +1,7 @@
-"""Derivatives by autograd (seed 001 "Gradient Computation", seed 000 part 1).
+"""Derivatives by autograd (the tutorials' "Gradient Computation" sections).
 
 ``derivative(f, x, order)``: f is elementwise (``f(x)[i]`` depends on ``x[i]`` only), so the
-gradient of ``f(x).sum()`` is ``f'(x)`` at every point at once — the seed's "loss = sum" trick —
+gradient of ``f(x).sum()`` is ``f'(x)`` at every point at once — the tutorials' "loss = sum" trick —
 and repeating it gives higher orders.  ``gradient(f, *xs)``: the partial derivatives of a
 scalar function of several variables, e.g. z = x·y⁵.
 """

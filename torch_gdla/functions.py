@@ -17,12 +17,12 @@ Function = Callable[[Tensor], Tensor]
 
 
 def sphere(x: Tensor) -> Tensor:
-    """Seed 001's first example, ``x² + y² + 4`` for any number of variables: minimum 4 at 0."""
+    """The minimisation tutorial's first example, ``x² + y² + 4`` for any number of variables: minimum 4 at 0."""
     return x.square().sum() + 4.0
 
 
 def sixth_power(x: Tensor) -> Tensor:
-    """Seed 001's hard example, ``x⁶ + y⁶ + z⁶ + w⁶ + 4``: minimum 4 at 0, so flat there that
+    """The minimisation tutorial's hard example, ``x⁶ + y⁶ + z⁶ + w⁶ + 4``: minimum 4 at 0, so flat there that
     the gradient vanishes like |x|⁵ while it grows like |x|⁵ far out (plain SGD blows up)."""
     return x.pow(6).sum() + 4.0
 

@@ -1,4 +1,5 @@
-"""Several optimizers over the same parameters, switched by the relative loss change (seed 001)."""
+"""Several optimizers over the same parameters, switched by the relative loss change (the
+minimisation tutorial's staged Adam)."""
 from __future__ import annotations
 
 import functools
@@ -35,8 +36,8 @@ class Staged(Optimizer):
     Every ``every`` steps the loss of that step is compared with the one measured ``every``
     steps before: ``change = |l₁ − l₂| / max(|l₁|, |l₂|)``.  Each step is taken by the first
     stage whose ``until`` is below the latest change (before any measurement: the first stage),
-    else by the last stage — seed 001's ``if change > .1: opt1 elif change > .01: opt2 else opt3``.
-    Each stage keeps its own state (Adam's moments) across switches, as the seed's three
+    else by the last stage — the tutorial's ``if change > .1: opt1 elif change > .01: opt2 else opt3``.
+    Each stage keeps its own state (Adam's moments) across switches, as the tutorial's three
     optimizers do.
 
     Args:
@@ -45,7 +46,7 @@ class Staged(Optimizer):
         stages: ``Stage`` objects, ``(factory, until)`` pairs, or a bare factory for the last
             stage; ``until`` must decrease from stage to stage.  In YAML: a list of
             ``{optimizer: {class_path: torch.optim.Adam, init_args: {...}}, until: 0.1}``.
-        every: steps between loss measurements (seed 001: 10).
+        every: steps between loss measurements (the tutorial: 10).
 
     ``step(closure)`` calls the closure exactly once when the active stage is a first-order
     optimizer (SGD, Adam, ...); a training loop without a closure passes ``step(loss=loss)``
@@ -137,9 +138,10 @@ class Staged(Optimizer):
         return "\n".join(lines) + "\n)"
 
 
-def seed001_stages(lr: float = 0.04) -> list[Stage]:
-    """Seed 001's scheme: Adam betas (.5, .9) until the change is ≤ .1, (.9, .95) until ≤ .01,
-    then (.9, .999); all with learning rate ``lr``."""
+def annealed_adam_stages(lr: float = 0.04) -> list[Stage]:
+    """Adam whose momentum grows as the loss settles (the minimisation tutorial's scheme): betas
+    (.5, .9) until the relative change is ≤ .1, (.9, .95) until ≤ .01, then (.9, .999); all with
+    learning rate ``lr``."""
     adam = functools.partial(functools.partial, torch.optim.Adam, lr=lr)
     return [Stage(adam(betas=(0.5, 0.9)), 0.1), Stage(adam(betas=(0.9, 0.95)), 0.01), Stage(adam(betas=(0.9, 0.999)))]
 

@@ -1,4 +1,4 @@
-"""Minimisation of a scalar function (seed 001): x ≈ argmin f(x)."""
+"""Minimisation of a scalar function (the minimisation tutorial): x ≈ argmin f(x)."""
 from __future__ import annotations
 
 from typing import Callable, Optional, Union
@@ -32,8 +32,8 @@ class Minimize(Problem):
     exactly at a stationary point, independent of the optimizer, and relative to the function's
     size once that exceeds 1.  The loss gives no bound on it, so ``residual_tol`` is checked
     every ``residual_every`` steps.  ``tol`` stops when ``f(x) ≤ tol``: for a function whose
-    minimum value f* ≥ 0 is known (4 for the seed's functions) ``tol = f* + ε`` means "within ε
-    of the minimum"; ``rtol`` is seed 001's rule (relative change of f over 10 steps).
+    minimum value f* ≥ 0 is known (4 for the tutorial's functions) ``tol = f* + ε`` means "within ε
+    of the minimum"; ``rtol`` is the tutorial's rule (relative change of f over 10 steps).
     """
 
     def __init__(self, fn: Union[str, Callable], x0: PointLike, dtype: Optional[str] = None) -> None:
