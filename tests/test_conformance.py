@@ -113,7 +113,7 @@ def test_a_problem_defined_here_runs_from_a_config(tmp_path, capsys):
           problem:
             class_path: test_conformance.ElementwiseSquareRoot
             init_args: {{a: [2.0, 9.0, 0.25]}}
-          residual_tol: 1e-6
+          criteria: {{residual_tol: 1e-6}}
         trainer:
           max_steps: 500
           logger: false

@@ -50,7 +50,7 @@ def test_solver_module_with_deferred_checks_stops_at_the_tol_step(M1):
     import pytorch_lightning as pl
 
     module = gdla.SolverModule(gdla.MatrixInverse(M1), optimizer=functools.partial(torch.optim.SGD, lr=0.9, momentum=0.9),
-                               tol=1e-12, steps_per_block=100, deferred_checks=True)
+                               criteria=gdla.Criteria(tol=1e-12), steps_per_block=100, deferred_checks=True)
     trainer = pl.Trainer(max_steps=10_000, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False)
     trainer.fit(module)

@@ -93,7 +93,8 @@ def test_solve_prints_nothing(M1, capfd):
 def test_solver_module_with_a_plain_trainer(M1):
     import pytorch_lightning as pl
 
-    module = gdla.SolverModule(gdla.MatrixInverse(M1), optimizer=sgd(0.9, 0.9), tol=1e-12, steps_per_block=64)
+    module = gdla.SolverModule(gdla.MatrixInverse(M1), optimizer=sgd(0.9, 0.9), criteria=gdla.Criteria(tol=1e-12),
+                               steps_per_block=64)
     trainer = pl.Trainer(max_steps=10_000, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False)
     trainer.fit(module)
@@ -105,7 +106,8 @@ def test_solver_module_with_a_plain_trainer(M1):
 def test_trainer_max_steps_is_never_overshot(M1):
     import pytorch_lightning as pl
 
-    module = gdla.SolverModule(gdla.MatrixInverse(M1), optimizer=sgd(0.9, 0.9), tol=0, steps_per_block=100)
+    module = gdla.SolverModule(gdla.MatrixInverse(M1), optimizer=sgd(0.9, 0.9), criteria=gdla.Criteria(tol=0),
+                               steps_per_block=100)
     trainer = pl.Trainer(max_steps=250, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False)
     trainer.fit(module)
@@ -115,7 +117,7 @@ def test_trainer_max_steps_is_never_overshot(M1):
 def test_trainer_without_max_steps_is_refused(M1):
     import pytorch_lightning as pl
 
-    module = gdla.SolverModule(gdla.MatrixInverse(M1), tol=1e-6)
+    module = gdla.SolverModule(gdla.MatrixInverse(M1), criteria=gdla.Criteria(tol=1e-6))
     trainer = pl.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     with pytest.raises(ValueError, match="max_steps"):
         trainer.fit(module)

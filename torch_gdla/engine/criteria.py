@@ -21,17 +21,19 @@ DEFAULT_RESIDUAL_TOL = {torch.float64: 1e-8, torch.float32: 1e-4, torch.float16:
 class Criteria:
     """Stopping rules (plain, serialisable settings).
 
-    tol: stop when the loss ≤ tol (absolute).  ``0`` disables it.
-    residual_tol: stop when ``problem.residual()`` ≤ residual_tol.  ``0`` disables it.
-    rtol: stop when |l₁−l₂|/max(l₁,l₂) between losses ``rtol_every`` steps apart < rtol.
-    residual_every: how often (steps) the residual is computed when the loss gives no bound on it.
-    stall_steps: with a tolerance set, stop early when the best loss improved by less than one
-        part in a million over this many steps (the run is then explained: singular matrix,
-        precision floor of the dtype, or a stalled optimizer).  ``0`` disables it.
-
     With none of tol, residual_tol and rtol, :meth:`for_problem` sets residual_tol to
     ``DEFAULT_RESIDUAL_TOL`` of the problem's dtype (stochastic problems get no default: one
     mini-batch proves nothing, so their runs end by max_steps or epochs).
+
+    Args:
+        tol: stop when the loss <= tol (absolute); 0 never stops on the loss.
+        residual_tol: stop when the problem's relative residual <= residual_tol; 0 disables it.
+        rtol: stop when |l1 - l2| / max(l1, l2) between losses rtol_every steps apart < rtol.
+        rtol_every: steps between the two losses that rtol compares.
+        residual_every: steps between residual evaluations when the loss gives no bound on it.
+        stall_steps: with a tolerance set, stop early when the best loss improved by less than one
+            part in a million over this many steps (the run is then explained: singular matrix,
+            precision floor of the dtype, or a stalled optimizer); 0 disables it.
     """
 
     tol: Optional[float] = None

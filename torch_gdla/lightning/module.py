@@ -34,15 +34,9 @@ class SolverModule(pl.LightningModule):
         problem: the problem to solve (its parameters are the unknown).
         optimizer: callable taking the parameters and returning a ``torch.optim.Optimizer``
             (a ``functools.partial``, or LightningCLI's optimizer callable); None = library default.
-        tol: stop when the loss <= tol; 0 never stops on the loss.
-        residual_tol: stop when the problem's relative residual <= residual_tol.
-        rtol: stop when the relative change of the loss over rtol_every steps < rtol.
-        rtol_every: steps between the two losses rtol compares.
-        residual_every: steps between residual evaluations when the loss does not bound it.
-        stall_steps: with a tolerance set, stop (and say why) when the best loss has not improved
-            for this many steps; 0 disables it.
-        criteria: all of the above as one :class:`~torch_gdla.engine.Criteria` object, instead
-            of the keyword arguments (which must then be left at their defaults).
+        criteria: the stopping rules (:class:`~torch_gdla.engine.Criteria`: tol, residual_tol,
+            rtol, ...); None: the default tolerance for the problem's dtype.  In a config:
+            ``criteria: {tol: 0}``.
         steps_per_block: optimizer steps per ``training_step`` (and per log row); for a
             data-driven problem, batches per log row.  None: adaptive, so a block takes about
             ``BlockSize.SECONDS`` and Lightning's per-block work costs ~1 %.
@@ -61,17 +55,11 @@ class SolverModule(pl.LightningModule):
         self,
         problem: Problem,
         optimizer: Optional[OptimizerCallable] = None,
-        tol: Optional[float] = None,
-        residual_tol: Optional[float] = None,
-        rtol: Optional[float] = None,
-        rtol_every: int = 10,
-        residual_every: int = 10,
-        stall_steps: int = 200,
+        criteria: Optional[Criteria] = None,
         steps_per_block: Optional[int] = None,
         reference_metrics: bool = False,
         direct_steps: bool = True,
         deferred_checks: Optional[bool] = None,
-        criteria: Optional[Criteria] = None,
     ) -> None:
         super().__init__()
         if not isinstance(problem, Problem):
@@ -79,14 +67,13 @@ class SolverModule(pl.LightningModule):
                 f"problem must be a torch_gdla Problem (e.g. gdla.MatrixInverse(M)); got {type(problem).__name__}")
         if optimizer is not None:
             check_optimizer_factory(optimizer)
-        fields = Criteria(tol=tol, residual_tol=residual_tol, rtol=rtol, rtol_every=rtol_every,
-                          residual_every=residual_every, stall_steps=stall_steps)
-        if criteria is not None and fields != Criteria():
-            raise ArgumentError("pass either criteria=Criteria(...) or its fields (tol=, residual_tol=, ...), not both")
+        if criteria is not None and not isinstance(criteria, Criteria):
+            raise ArgumentTypeError(f"criteria must be a gdla.Criteria(tol=..., residual_tol=...) or None; got "
+                                    f"{type(criteria).__name__}")
         self.automatic_optimization = False
         self.problem = problem
         self.optimizer_factory = optimizer
-        self.criteria = criteria or fields
+        self.criteria = criteria or Criteria()
         self.block = BlockSize(check_positive_int(steps_per_block, "steps_per_block", allow_none=True,
                                                   meaning="None adapts it"))
         self.reference_metrics = reference_metrics
