@@ -42,6 +42,8 @@ class Result:
         member_converged: per batch member, whether that member meets the run's tolerance
             (``tol`` on its own loss, or ``residual_tol`` on its own residual); the run stops
             only when the worst member does.  None for unbatched problems.
+        stats: what the method counted, when it counts: ``matvecs`` / ``rmatvecs`` (operator
+            applications of a Krylov method, one per vector, as scipy counts them).
     """
 
     solution: Any
@@ -56,6 +58,7 @@ class Result:
     metrics: dict[str, float] = field(default_factory=dict)
     residuals: Optional[Tensor] = None
     member_converged: Optional[Tensor] = None
+    stats: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> str:
         lines = [

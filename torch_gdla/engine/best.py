@@ -100,14 +100,17 @@ class HostBest(BestSoFar):
 
 
 class LastIterate(HostBest):
-    """No kept point: the solution is the last iterate; the lowest loss is still reported."""
+    """No kept point: the solution is the last iterate, ``best_loss`` the latest loss (which the
+    stopping rules confirm from the data before trusting: it may be a mini-batch's, or a trial
+    point's)."""
 
     keeps_point = False
 
     def observe(self, loss: Tensor) -> float:
         value = loss.item()
         if math.isfinite(value):
-            self.min_loss = self.best_loss = min(self.best_loss, value)
+            self.best_loss = value
+            self.min_loss = min(self.min_loss, value)
         elif self.nonfinite is None:
             self.nonfinite = value
         return value

@@ -57,13 +57,18 @@ class Iteration:
         self.max_steps = check_positive_int(max_steps, "max_steps", allow_none=True)
         self.backward = backward
         params = [p for p in problem.parameters() if p.requires_grad]
-        keeps_point = not (problem.stochastic or problem.last_iterate)
+        # An optimizer that reports its own loss (Krylov recurrences) is confirmed against the
+        # problem's own residual before any convergence is claimed; its iterates improve
+        # monotonically, so the point returned is the last one.
+        self.self_evaluating = bool(getattr(optimizer, "self_evaluating", False))
+        keeps_point = not (problem.stochastic or problem.last_iterate or self.self_evaluating)
         self.deferred = keeps_point and (problem.device.type != "cpu" if deferred is None else deferred)
         self.best: BestSoFar = (DeviceBest(params, self.criteria.tol) if self.deferred
                                 else HostBest(params) if keeps_point else LastIterate(params))
         self.history = LossHistory()
         self.rules = StoppingRules(problem, self.criteria, self.history, self.best, self.best_residual,
-                                   every_step=not self.deferred)
+                                   every_step=not self.deferred,
+                                   estimate=optimizer if self.self_evaluating else None)
         self.evaluations = 0
         self.interrupt_requested = False  # set by a signal handler: stop cleanly after this step
         self.status: Optional[Status] = None
@@ -95,9 +100,12 @@ class Iteration:
 
     def _step(self, step: Step) -> Any:
         self._step_value = None
-        step(self.closure)
+        returned = step(self.closure)
         if self._step_value is None:
-            raise RuntimeError(_NO_CLOSURE)
+            if not (self.self_evaluating and isinstance(returned, Tensor)):
+                raise RuntimeError(_NO_CLOSURE)
+            # A Krylov method's loss at its new iterate, from its recurrences (no evaluation).
+            self._step_value = self.best.observe(returned)
         return self._step_value
 
     # -- a block of steps --------------------------------------------------------------------------
@@ -164,8 +172,8 @@ class Iteration:
         self.status = status
         self.best.load()
         with torch.no_grad():
-            # The loss at the returned point: the kept point's, or the last iterate's re-evaluated
-            # (for a stochastic problem over all its data).
+            # The loss at the returned point: the kept point's, or re-evaluated from the data
+            # (a stochastic problem over all its data; recurrences may have drifted).
             loss = self.best.best_loss if self.best.keeps_point else float(self.problem.losses().sum())
             residuals = self.problem.residuals().detach()
         return Result(
@@ -173,6 +181,7 @@ class Iteration:
             reason=self.detail or status.value, steps=self.steps, evaluations=self.evaluations,
             loss=loss, residual=float(residuals.max()), history=self.history.losses(),
             residuals=residuals, member_converged=self._member_converged(status, residuals),
+            stats=dict(getattr(self.optimizer, "stats", {})),
         )
 
     @torch.no_grad()

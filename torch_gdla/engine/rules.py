@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional, Protocol
+
+from torch import Tensor
 
 from ..result import Status
 from . import diagnosis
@@ -25,6 +27,18 @@ RESIDUAL_PROGRESS = 0.99
 # less than END_IMPROVEMENT relative: explain the plateau rather than blame max_steps.
 END_WINDOW = 50
 END_IMPROVEMENT = 1e-2
+# When estimated losses/residuals pass a tolerance the truth does not meet, the run goes on from
+# the true residual; if the truth has not improved by this factor since the last such miss, the
+# estimates are running ahead of what the arithmetic can deliver: the run is at its floor.
+MISS_PROGRESS = 0.5
+
+
+class Estimator(Protocol):
+    """An optimizer whose reported losses come from its own recurrences (a Krylov method)."""
+
+    def residual_estimate(self) -> Tensor: ...
+
+    def refresh(self) -> None: ...
 
 
 class StoppingRules:
@@ -35,11 +49,17 @@ class StoppingRules:
     ``rtol``.  ``best_residual`` evaluates ``problem.residual()`` at the kept point."""
 
     def __init__(self, problem: "Problem", criteria: "Criteria", history: "LossHistory", best: "BestSoFar",
-                 best_residual: Callable[[], float], every_step: bool) -> None:
+                 best_residual: Callable[[], float], every_step: bool, estimate: Optional[Estimator] = None) -> None:
         self.problem, self.criteria, self.history, self.best = problem, criteria, history, best
         self.best_residual = best_residual
         self.every_step = every_step  # False: losses are read once per block (deferred)
+        self.estimate = estimate
+        # The step losses only estimate the loss at the returned point (mini-batches, trial
+        # points of proximal methods, Krylov recurrences): a tolerance they pass is confirmed
+        # from the data before the run claims it.
+        self.estimated = estimate is not None or not best.keeps_point
         self._residual_checks: list[tuple[int, float]] = []  # (step, residual) at stall checks
+        self._misses: list[float] = []  # true residuals where estimates passed and the truth did not
 
     def _due(self, steps: int, every: int) -> bool:
         return not self.every_step or steps % every == 0
@@ -50,7 +70,13 @@ class StoppingRules:
             bad = value if not math.isfinite(value) else best.nonfinite
             return Status.DIVERGED, diagnosis.diverged(bad, best.best_loss, steps - 1)  # type: ignore[arg-type]
         if c.tol and best.best_loss <= c.tol:
-            return Status.TOL, f"tol reached: loss {best.best_loss:.10g} <= tol {c.tol:.10g}"
+            loss = self._confirmed_loss(steps) if self.estimated else best.best_loss
+            if loss is not None and loss <= c.tol:
+                return Status.TOL, f"tol reached: loss {loss:.10g} <= tol {c.tol:.10g}"
+            if loss is not None and self.estimate is not None:
+                verdict = self._missed()
+                if verdict is not None:
+                    return verdict
         if not block_end:
             return None
         if c.residual_tol:
@@ -74,9 +100,35 @@ class StoppingRules:
                 return Status.RTOL, f"relative change below rtol: {change:.3g} < {c.rtol:g} over {c.rtol_every} steps"
         return None
 
+    def _confirmed_loss(self, steps: int) -> Optional[float]:
+        """The loss at the returned point, from the data (None: not due yet; a full pass over a
+        data set is made at most every residual_every steps)."""
+        if self.problem.stochastic and not self._due(steps, self.criteria.residual_every):
+            return None
+        with self.best.loaded():
+            return float(self.problem.losses().sum())
+
+    def _missed(self) -> Optional[Verdict]:
+        """Estimates passed a tolerance the truth did not: restart the recurrences from the true
+        residual, and stop (explained) if the truth stopped improving."""
+        assert self.estimate is not None
+        residual = self.best_residual()
+        if self._misses and residual > MISS_PROGRESS * self._misses[-1]:
+            return self.explain_stall()
+        self._misses.append(residual)
+        self.estimate.refresh()
+        return None
+
     def _residual_rule(self, steps: int) -> Optional[Verdict]:
         tol = self.criteria.residual_tol
-        bound = self.problem.residual_bound(self.best.best_loss)
+        if self.estimate is not None:
+            if float(self.estimate.residual_estimate().max()) > tol:  # type: ignore[operator]
+                return None
+            residual = self.best_residual()
+            if residual <= tol:  # type: ignore[operator]
+                return Status.RESIDUAL_TOL, f"residual_tol reached: residual {residual:.3g} <= residual_tol {tol:g}"
+            return self._missed()
+        bound = None if self.estimated else self.problem.residual_bound(self.best.best_loss)
         if bound is not None and bound <= tol:  # type: ignore[operator]
             return Status.RESIDUAL_TOL, f"residual_tol reached: residual <= {bound:.3g} <= residual_tol {tol:g}"
         if bound is None and self._due(steps, self.criteria.residual_every):
