@@ -17,6 +17,8 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from .errors import ArgumentError, ArgumentTypeError
+from .matrices.files import check_file
+from .matrices.headers import read_npy_header
 from .validation import check_dtype, is_source
 
 __all__ = ["NpyRows", "RowBlocks", "open_rows", "check_item", "collate_items", "to_tensor", "data_dtype"]
@@ -28,7 +30,9 @@ def to_tensor(value: Any, dtype: torch.dtype) -> Tensor:
     """A block of rows (array or tensor) as a tensor of ``dtype``."""
     if isinstance(value, Tensor):
         return value.to(dtype)
-    if not value.flags.writeable:  # a read-only view (memmap, frombuffer of bytes): torch needs writable memory
+    if not value.dtype.isnative:  # big-endian data: torch takes native byte order only
+        value = value.astype(value.dtype.newbyteorder("="))
+    elif not value.flags.writeable:  # a read-only view (memmap, frombuffer of bytes): torch needs writable memory
         value = np.array(value, copy=True)
     return torch.from_numpy(np.ascontiguousarray(value)).to(dtype)
 
@@ -40,7 +44,7 @@ def data_dtype(dtype: Union[str, torch.dtype, None], fallback: Any) -> torch.dty
     if checked is not None:
         return checked
     if isinstance(fallback, (np.dtype, type)):
-        return torch.float64 if np.dtype(fallback) == np.float64 else torch.float32
+        return torch.float64 if np.dtype(fallback).newbyteorder("=") == np.float64 else torch.float32
     return fallback if isinstance(fallback, torch.dtype) and fallback.is_floating_point else torch.float32
 
 
@@ -71,26 +75,36 @@ class RowBlocks(Dataset):
 class NpyRows:
     """Rows of a 1-D or 2-D C-ordered floating-point ``.npy`` file, read on demand with ``os.pread``.
 
-    ``np.load(mmap_mode="r")`` gives the header (shape, dtype, data offset) only.  Slicing the
-    memory map itself would leave every page read mapped into the process, so its resident set
-    would grow to the file size; reading each block with ``pread`` leaves the data in the page
-    cache instead, and the process holds one block at a time.  The file descriptor is opened
-    lazily per process (safe with DataLoader workers and DDP).
+    Only the header is parsed when opened (shape, dtype, data offset; a file shorter than the
+    header says is refused then).  Slicing a memory map instead would leave every page read
+    mapped into the process, so its resident set would grow to the file size; reading each
+    block with ``pread`` leaves the data in the page cache, and the process holds one block at a
+    time.  The file descriptor is opened lazily per process (safe with DataLoader workers and
+    DDP).  Blocks come back in native byte order whatever the file's.
     """
 
     def __init__(self, path: PathLike, name: str) -> None:
-        array = _load_npy(path, name)
-        if array.ndim == 2 and not array.flags.c_contiguous:
+        path = Path(path)
+        if path.suffix != ".npy":
+            raise ArgumentError(f"{name} must be a .npy file (read in blocks of rows); got {str(path)!r}. "
+                                "Convert it with numpy.save, or pass a Dataset yielding (rows, targets)")
+        if not os.path.lexists(path):
+            raise FileNotFoundError(f"{name}: no such .npy file: {str(path)!r} (check the path, relative to "
+                                    f"{os.getcwd()!r})")
+        header = read_npy_header(check_file(path, f"{name}:", "a .npy file"), name)
+        if header.dtype.kind != "f":
+            raise ArgumentTypeError(f"{name} ({str(path)!r}) has dtype {header.dtype}; store floating-point numbers")
+        if header.fortran_order and sum(size > 1 for size in header.shape) > 1:  # else F and C order agree
             raise ArgumentError(f"{name} ({str(path)!r}) is stored in Fortran order; save it with "
                                 "numpy.save(path, numpy.ascontiguousarray(a))")
         self.path = str(path)
-        self.shape = tuple(array.shape)
-        self.dtype = array.dtype
-        self.offset = int(array.offset)
+        self.shape = header.shape
+        self._file_dtype = header.dtype
+        self.dtype = header.dtype.newbyteorder("=")  # the dtype of the blocks returned
+        self.offset = header.offset
         self.row_bytes = math.prod(self.shape[1:]) * self.dtype.itemsize
         self._fd: Optional[int] = None
         self._pid: Optional[int] = None
-        del array
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -106,10 +120,15 @@ class NpyRows:
         view, done = memoryview(buffer), 0
         while done < len(buffer):
             read = os.preadv(self._fd, [view[done:]], self.offset + start * self.row_bytes + done)
-            if read <= 0:
-                raise OSError(f"{self.path}: file shorter than its .npy header says")
+            if read <= 0:  # checked when opened, so the file shrank since
+                raise OSError(f"{self.path!r} is shorter than its .npy header says: rows {start}..{stop - 1} "
+                              f"end at byte {self.offset + stop * self.row_bytes:,} but the file ended at "
+                              f"{self.offset + start * self.row_bytes + done:,} (was it truncated while in use?)")
             done += read
-        return np.frombuffer(buffer, dtype=self.dtype).reshape((count, *self.shape[1:]))
+        block = np.frombuffer(buffer, dtype=self._file_dtype)
+        if not self._file_dtype.isnative:  # the buffer is ours: swap in place, no copy
+            block = block.byteswap(inplace=True).view(self.dtype)
+        return block.reshape((count, *self.shape[1:]))
 
     def __getstate__(self) -> dict[str, Any]:
         # A file descriptor does not survive pickling into a worker process; each reopens.
@@ -124,20 +143,6 @@ class NpyRows:
                 os.close(fd)
             except OSError:
                 pass
-
-
-def _load_npy(path: PathLike, name: str) -> np.ndarray:
-    """The memory map of a floating-point ``.npy`` file (for its header; never pickles)."""
-    path = Path(path)
-    if path.suffix != ".npy":
-        raise ArgumentError(f"{name} must be a .npy file (read memory-mapped); got {str(path)!r}. "
-                            "Convert it with numpy.save, or pass a Dataset yielding (rows, targets)")
-    if not path.is_file():
-        raise FileNotFoundError(f"{name}: no such .npy file: {str(path)!r}")
-    array = np.load(path, mmap_mode="r", allow_pickle=False)
-    if not np.issubdtype(array.dtype, np.floating):
-        raise ArgumentTypeError(f"{name} ({str(path)!r}) has dtype {array.dtype}; store floating-point numbers")
-    return array
 
 
 def open_rows(A: Any, b: Any) -> tuple[Any, Any]:
