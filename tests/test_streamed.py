@@ -1,5 +1,6 @@
 """StreamedLeastSquares (rows from disk or a Dataset) and row sharding, in one process."""
 import functools
+import os
 
 import numpy as np
 import pytest
@@ -132,3 +133,70 @@ def test_streamed_config(tmp_path):
     assert result.residual < 2e-2
     reference = problem.reference()
     assert (result.solution - reference).norm() / reference.norm() < 0.1  # from 1 at x = 0; uniform A is ill-conditioned
+
+
+# -- the .npy files behind the rows (torch_gdla.data.NpyRows) --------------------------------------
+def test_big_endian_npy_rows_are_read_in_native_order(files, tmp_path):
+    directory, A, B = files
+    np.save(tmp_path / "A.npy", A.astype(">f8"))
+    np.save(tmp_path / "b.npy", B[:, 0].astype(">f8"))
+    problem = gdla.StreamedLeastSquares(tmp_path / "A.npy", tmp_path / "b.npy", batch_size=1000)
+    assert problem.x.dtype == torch.float64  # the data's dtype, whatever its byte order
+    rows, targets = problem.dataset[1]
+    assert torch.equal(rows, torch.from_numpy(A[1000:2000])) and torch.equal(targets, torch.from_numpy(B[1000:2000, 0]))
+    assert np.allclose(problem.reference().numpy(), _lstsq(A, B[:, 0]), atol=1e-10)
+
+
+def test_npy_paths_that_are_not_files_say_what_they_are(files, tmp_path):
+    directory, _, _ = files
+    (tmp_path / "A.npy").mkdir()
+    with pytest.raises(ValueError, match=r"^A: '.*A\.npy' is a directory; pass a \.npy file$"):
+        gdla.StreamedLeastSquares(tmp_path / "A.npy", directory / "b.npy")
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "b.npy")
+        with pytest.raises(ValueError, match=r"^b: '.*b\.npy' is a FIFO \(named pipe\); pass a \.npy file$"):
+            gdla.StreamedLeastSquares(directory / "A.npy", tmp_path / "b.npy")
+
+
+def test_npy_shorter_than_its_header_is_refused_when_opened_and_when_read(files, tmp_path):
+    directory, _, _ = files
+    data = (directory / "A.npy").read_bytes()
+    short = tmp_path / "short.npy"
+    short.write_bytes(data[:-100])
+    with pytest.raises(ValueError, match=r"^A \('.*short\.npy'\) declares a float32 array of shape \(3000, 6\), which "
+                                         r"needs 72,000 bytes \(70\.3 KiB\) of data, but the file holds only 71,900: "
+                                         r"it is truncated"):
+        gdla.StreamedLeastSquares(short, directory / "b.npy")
+    shrinking = tmp_path / "shrinking.npy"
+    shrinking.write_bytes(data)
+    problem = gdla.StreamedLeastSquares(shrinking, directory / "b.npy", batch_size=1000, shuffle=False)
+    os.truncate(shrinking, len(data) - 100)  # the file changes after the problem was built
+    with pytest.raises(OSError, match=r"shrinking\.npy' is shorter than its \.npy header says: rows 2000\.\.2999 end at "
+                                      r"byte 72,128 but the file ended at 72,028"):
+        problem.dataset[2]
+
+
+def test_npy_refusals_never_advise_allow_pickle(files, tmp_path):
+    directory, _, _ = files
+    objects = tmp_path / "objects.npy"
+    np.save(objects, np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match=r"object arrays are refused \(loading them would unpickle\)") as info:
+        gdla.StreamedLeastSquares(objects, directory / "b.npy")
+    long_header = tmp_path / "long_header.npy"
+    header = b"{'descr': '<f8', 'fortran_order': False, 'shape': (2,), 'padding': '" + b"x" * 20000 + b"'}"
+    header += b" " * (-(len(header) + 11) % 64) + b"\n"
+    long_header.write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + b"\0" * 16)
+    with pytest.raises(ValueError, match=r"^A \('.*long_header\.npy'\) has an unreadable \.npy header") as second:
+        gdla.StreamedLeastSquares(long_header, directory / "b.npy")
+    for error in (info.value, second.value):
+        assert "allow_pickle" not in str(error) and "trust" not in str(error)
+
+
+def test_fortran_order_npy_is_refused_unless_it_is_also_c_order(files, tmp_path):
+    directory, A, B = files
+    np.save(tmp_path / "F.npy", np.asfortranarray(A))
+    with pytest.raises(ValueError, match=r"A \('.*F\.npy'\) is stored in Fortran order"):
+        gdla.StreamedLeastSquares(tmp_path / "F.npy", directory / "b.npy")
+    np.save(tmp_path / "column.npy", np.asfortranarray(A[:, :1]))  # one column: Fortran and C order agree
+    problem = gdla.StreamedLeastSquares(tmp_path / "column.npy", directory / "b.npy", batch_size=None)
+    assert torch.equal(problem.dataset[0][0], torch.from_numpy(A[:, :1]))
