@@ -39,9 +39,20 @@ def dtype_name(dtype: torch.dtype) -> str:
 
 
 def condition_number(problem: "Problem") -> Optional[float]:
-    """The problem's κ, NaN (an undefined κ, e.g. of a zero matrix) read as infinite."""
-    cond = problem.condition_number()
+    """The problem's κ, NaN (an undefined κ, e.g. of a zero matrix) read as infinite; None when
+    unknown (also when torch cannot compute it in this dtype, e.g. an SVD in float16)."""
+    try:
+        cond = problem.condition_number()
+    except NotImplementedError:
+        return None
     return None if cond is None else (math.inf if math.isnan(cond) else cond)
+
+
+def asked(criteria: "Criteria") -> str:
+    """The tolerances the run was given, for a message: 'residual_tol=1e-08, rtol=1e-06'."""
+    given = [f"{name}={value:g}" for name, value in
+             (("tol", criteria.tol), ("residual_tol", criteria.residual_tol), ("rtol", criteria.rtol)) if value]
+    return ", ".join(given) or "no tolerance"
 
 
 def looks_singular(problem: "Problem", cond: Optional[float] = None) -> bool:
@@ -63,19 +74,19 @@ def explain_stall(problem: "Problem", criteria: "Criteria", best_loss: float, re
         return Status.SINGULAR, (
             f"matrix looks singular: estimated condition number {cond:.3g} (1/eps of {name} is {1 / eps:.3g}); "
             f"the loss plateaus at {best_loss:.3g} while the gradient vanishes. {problem.singular_advice}")
-    target = criteria.residual_tol or criteria.tol
+    target = asked(criteria)
     loss_floor = problem.residual_floor()
     if loss_floor is not None and residual <= LOSS_FLOOR_MARGIN * loss_floor:
         return Status.PRECISION, (
             f"tolerance below what this loss can resolve: the residual stalls at {residual:.3g}, and "
             f"{type(problem).__name__}'s loss resolves its residual only to about {loss_floor:.2g} in {name} (a "
-            f"floor of the loss itself, not of the optimizer); ask for a tolerance above it (asked: {target:g})")
+            f"floor of the loss itself, not of the optimizer); ask for a tolerance above it (asked: {target})")
     floor = eps * (cond if cond is not None else 1.0)  # an infinite κ: any residual is at the floor
     if residual <= max(PRECISION_MARGIN * floor, UNKNOWN_COND_MARGIN * eps):
         return Status.PRECISION, (
             f"tolerance below what {name} can reach: the residual stalls at {residual:.3g} "
             f"(precision floor about eps {eps:.2g} x condition number {cond if cond else 1:.3g} = {floor:.2g}); "
-            f"use float64 or a tolerance above the floor (asked: {target:g})")
+            f"use float64 or a tolerance above the floor (asked: {target})")
     return Status.STALLED, (
         f"stalled: the loss stopped decreasing at {best_loss:.3g} (residual {residual:.3g}) over the last "
         f"{window} steps; change the optimizer or its learning rate")
