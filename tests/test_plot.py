@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from torch_gdla import matrices
-from torch_gdla.cli import GdlaCLI, _interactive, main
+from torch_gdla.cli import main
 from torch_gdla.compare import load_comparisons, run_comparison
+from torch_gdla.fit_cli import GdlaCLI, _interactive
 from torch_gdla.plot import plot_runs, read_run
 
 pytest.importorskip("matplotlib")
@@ -171,3 +172,36 @@ def test_progress_bar_shows_loss_and_residual(tmp_path):
     shown = cli.trainer.progress_bar_callback.get_metrics(cli.trainer, cli.model)
     assert {"loss", "residual"} <= set(shown)
     assert float(shown["loss"]) == pytest.approx(cli.model.result.history[-1].item(), rel=1e-3)
+
+
+def test_plot_skips_versions_without_metrics_and_says_so(tmp_path, capsys):
+    write_run(tmp_path / "run" / "version_0", [1.0, 0.1], [1.0, 0.5])
+    (tmp_path / "run" / "version_1").mkdir()
+    (tmp_path / "run" / "version_1" / "config.yaml").write_text("model: {}\n")  # a run that logged nothing
+    (tmp_path / "run" / "version_2").mkdir()
+    (tmp_path / "run" / "version_2" / "metrics.csv").write_text("")  # one stopped before its first row
+    log = read_run(tmp_path / "run")
+    assert log.path.name == "version_0" and [p.name for p in log.skipped] == ["version_1", "version_2"]
+    main(["plot", str(tmp_path / "run"), "-o", str(tmp_path / "run.png")])
+    check_png(tmp_path / "run.png")
+    out = capsys.readouterr().out
+    assert f"skipped {tmp_path / 'run' / 'version_1'}: it holds no metrics" in out
+
+
+def test_compare_writes_figures_beside_the_logs_unless_told_otherwise(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # relative paths of the shipped file resolve here
+    comparisons, save_dir = load_comparisons(CONFIGS / "compare_inverse.yaml")
+    assert [c.output for c in comparisons] == [save_dir / "random_vs_diagonal" / "inverse_random_vs_diagonal.png",
+                                               save_dir / "optimizers" / "optimizers_inverse.png"]
+    comparisons, save_dir = load_comparisons(CONFIGS / "compare_inverse.yaml", save_dir=tmp_path / "logs")
+    assert save_dir == tmp_path / "logs" and comparisons[0].output.parent == tmp_path / "logs" / "random_vs_diagonal"
+    comparisons, _ = load_comparisons(CONFIGS / "compare_inverse.yaml", output_dir="docs/figures")
+    assert comparisons[1].output == Path("docs/figures/optimizers_inverse.png")  # the gallery, when asked for
+    spec = tmp_path / "compare.yaml"
+    spec.write_text(f"comparisons:\n  - {{name: tiny, output: {tmp_path / 'abs.png'},\n"
+                    f"     config: {CONFIGS / 'inverse_random.yaml'}, set: {{trainer.max_steps: 4}}, runs: [{{name: a}}]}}\n")
+    (comparison,), _ = load_comparisons(spec)
+    assert comparison.output == tmp_path / "abs.png"  # an absolute path is used as given
+    main(["compare", "--config", str(spec), "--save_dir", str(tmp_path / "logs")])
+    check_png(tmp_path / "abs.png")
+    assert not (tmp_path / "docs").exists()

@@ -1,6 +1,7 @@
 """``torch-gdla compare``: run several configs (or one config with overrides) and plot them together.
 
     torch-gdla compare --config configs/compare_inverse.yaml
+    torch-gdla compare --config configs/compare_inverse.yaml --output_dir docs/figures
 
 A comparison file lists comparisons; each names a base config, overrides common to its runs,
 the runs (each a name, a legend label, optionally its own config and overrides) and the figure
@@ -10,7 +11,7 @@ to write::
     comparisons:
       - name: random_vs_diagonal
         title: "How fast does it converge?"
-        output: docs/figures/inverse_random_vs_diagonal.png
+        output: inverse_random_vs_diagonal.png
         config: inverse_random.yaml        # relative to this file
         set: {trainer.max_steps: 1000, model.steps_per_block: 1}
         runs:
@@ -20,9 +21,13 @@ to write::
 Overrides are dotted keys of the ``fit`` command (``model.optimizer``, ``trainer.max_steps``,
 ``model.problem.init_args.M``); a value may be a mapping (``{class_path: ..., init_args: ...}``)
 and ``null`` (e.g. ``model.optimizer: null``: the library default optimizer).  Config paths are
-relative to the comparison file; ``save_dir`` and ``output`` to the working directory, like the
-``save_dir`` of the configs' loggers.  Each run is an ordinary ``torch-gdla fit``, run in-process
-with a CSVLogger, no checkpoints and no progress bar.
+relative to the comparison file; ``save_dir`` to the working directory, like the ``save_dir`` of
+the configs' loggers.  The figure goes beside the comparison's logs, to
+``SAVE_DIR/COMPARISON/<output's file name>``, so running a comparison never overwrites files
+elsewhere (such as committed figures); ``--output_dir DIR`` writes every figure to
+``DIR/<output's file name>`` instead, and an absolute ``output`` path is used as given.  Each run
+is an ordinary ``torch-gdla fit``, run in-process with a CSVLogger, no checkpoints and no
+progress bar.
 """
 from __future__ import annotations
 
@@ -92,15 +97,27 @@ def _overrides(value: Any, where: str) -> dict[str, Any]:
     return dict(value)
 
 
-def load_comparisons(path: str | Path, output_dir: Optional[str | Path] = None) -> tuple[list[Comparison], Path]:
-    """Parse a comparison file.  Returns the comparisons and the log directory.
-    ``output_dir`` puts every figure there (keeping its file name) instead of at ``output``."""
+def _figure(output: str, name: str, save_dir: Path, output_dir: Optional[str | Path]) -> Path:
+    if output_dir is not None:
+        return Path(output_dir) / Path(output).name
+    if Path(output).is_absolute():
+        return Path(output)
+    return save_dir / name / Path(output).name  # beside the comparison's logs
+
+
+def load_comparisons(path: str | Path, output_dir: Optional[str | Path] = None,
+                     save_dir: Optional[str | Path] = None) -> tuple[list[Comparison], Path]:
+    """Parse a comparison file.  Returns the comparisons and the log directory (``save_dir``
+    if given, else the file's, else runs/compare).  Each figure goes to
+    ``SAVE_DIR/COMPARISON/<output's file name>``, or to ``output_dir`` (keeping its file name),
+    or to ``output`` itself when that is an absolute path."""
     import yaml
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"comparison file {str(path)!r} does not exist")
     document = _check_keys(yaml.safe_load(path.read_text()), _FILE_KEYS, str(path))
+    logs = Path(save_dir) if save_dir is not None else Path(document.get("save_dir", "runs/compare"))
     entries = document.get("comparisons")
     if not isinstance(entries, list) or not entries:
         raise ArgumentError(f"{str(path)!r} must list at least one entry under 'comparisons'")
@@ -110,8 +127,8 @@ def load_comparisons(path: str | Path, output_dir: Optional[str | Path] = None) 
         _check_keys(entry, _COMPARISON_KEYS, where)
         name = _name(entry.get("name"), where)
         if not isinstance(entry.get("output"), str):
-            raise ArgumentError(f"{where}.output must be the figure file to write (e.g. docs/figures/{name}.png)")
-        output = Path(entry["output"]) if output_dir is None else Path(output_dir) / Path(entry["output"]).name
+            raise ArgumentError(f"{where}.output must be the figure file to write (e.g. {name}.png)")
+        output = _figure(entry["output"], name, logs, output_dir)
         shared = _overrides(entry.get("set"), where)
         default_config = entry.get("config")
         runs_in = entry.get("runs")
@@ -131,7 +148,7 @@ def load_comparisons(path: str | Path, output_dir: Optional[str | Path] = None) 
             raise ArgumentError(f"{where}: run names must be unique (each gets its own log directory)")
         metrics = entry.get("metrics", ["loss", "residual"])
         comparisons.append(Comparison(name=name, output=output, runs=runs, title=entry.get("title"), metrics=list(metrics)))
-    return comparisons, Path(document.get("save_dir", "runs/compare"))
+    return comparisons, logs
 
 
 def _argument(key: str, value: Any) -> str:
@@ -150,7 +167,7 @@ def fit_arguments(run: Run, save_dir: Path) -> list[str]:
 
 def run_comparison(comparison: Comparison, save_dir: Path) -> Path:
     """Fit every run of ``comparison`` and plot them; returns the figure's path."""
-    from .cli import GdlaCLI
+    from .fit_cli import GdlaCLI
     from .lightning.support import quiet_lightning
     from .plot import plot_runs, read_run
 
@@ -159,7 +176,8 @@ def run_comparison(comparison: Comparison, save_dir: Path) -> Path:
         print(f"== {comparison.name} / {run.name}: {run.label}")
         with quiet_lightning():
             cli = GdlaCLI(args=fit_arguments(run, save_dir / comparison.name))
-        logs.append(read_run(cli.trainer.logger.log_dir, name=run.label))
+        logger: Any = cli.trainer.logger  # the CSVLogger fit_arguments configures
+        logs.append(read_run(logger.log_dir, name=run.label))
     plot_runs(logs, comparison.output, title=comparison.title, metrics=comparison.metrics)
     print(f"wrote {comparison.output}")
     return comparison.output
@@ -170,7 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="Run the comparisons of a comparison file and plot each into its figure.")
     parser.add_argument("--config", required=True, help="comparison file, e.g. configs/compare_inverse.yaml")
     parser.add_argument("--save_dir", default=None, help="log directory (default: the file's save_dir, else runs/compare)")
-    parser.add_argument("--output_dir", default=None, help="write the figures here instead of at their 'output' paths")
+    parser.add_argument("--output_dir", default=None,
+                        help="write the figures here (default: beside each comparison's logs, SAVE_DIR/COMPARISON/)")
     parser.add_argument("--only", nargs="+", default=None, metavar="NAME", help="run only the comparisons with these names")
     return parser
 
@@ -179,11 +198,9 @@ def main(argv: Optional[Sequence[str]] = None) -> list[Path]:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        comparisons, save_dir = load_comparisons(args.config, args.output_dir)
+        comparisons, save_dir = load_comparisons(args.config, args.output_dir, args.save_dir)
     except (FileNotFoundError, ValueError) as error:
         parser.error(str(error))
-    if args.save_dir is not None:
-        save_dir = Path(args.save_dir)
     if args.only:
         unknown = set(args.only) - {c.name for c in comparisons}
         if unknown:

@@ -35,6 +35,7 @@ class RunLog:
     name: str
     path: Path
     curves: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)
+    skipped: list[Path] = field(default_factory=list)  # newer version_* directories without metrics
 
 
 def _version_number(path: Path) -> int:
@@ -42,21 +43,33 @@ def _version_number(path: Path) -> int:
     return int(match.group(1)) if match else -1
 
 
-def _resolve(path: Path) -> Path:
-    """The file or directory that holds the logs of the run given by ``path``."""
+def _has_logs(path: Path) -> bool:
+    metrics = path / "metrics.csv"
+    if metrics.is_file():
+        with metrics.open() as handle:  # a header and at least one row
+            handle.readline()
+            return bool(handle.readline().strip())
+    return any(path.glob("events.out.tfevents.*"))
+
+
+def _resolve(path: Path) -> tuple[Path, list[Path]]:
+    """The file or directory that holds the logs of the run given by ``path``, and the newer
+    ``version_*`` directories passed over because they hold no metrics (a run that logged
+    nothing: it failed at the start, or resumed a run that had already finished)."""
     if not path.exists():
         raise FileNotFoundError(f"run {str(path)!r} does not exist (pass a log directory such as runs/inverse_random "
                                 f"or runs/inverse_random/version_0, relative to {os.getcwd()!r})")
-    if path.is_file():
-        return path
-    if (path / "metrics.csv").is_file() or any(path.glob("events.out.tfevents.*")):
-        return path
+    if path.is_file() or _has_logs(path):
+        return path, []
     versions = sorted((p for p in path.glob("version_*") if p.is_dir()), key=_version_number)
-    if versions:
-        return _resolve(versions[-1])  # the newest run of a logger directory
+    logged = [v for v in versions if _has_logs(v)]
+    if logged:  # the newest run of a logger directory that logged something
+        newest = logged[-1]
+        return newest, [v for v in versions if _version_number(v) > _version_number(newest)]
+    searched = f"{str(path)!r} or its version_* subdirectories" if versions else repr(str(path))
     raise FileNotFoundError(
-        f"no metrics.csv (CSVLogger) or events.out.tfevents.* (TensorBoardLogger) found in run directory "
-        f"{str(path)!r} or its version_* subdirectories; was the run logged (trainer.logger not false)?"
+        f"no metrics.csv with rows (CSVLogger) or events.out.tfevents.* (TensorBoardLogger) found in run directory "
+        f"{searched}; was the run logged (trainer.logger not false)?"
     )
 
 
@@ -114,7 +127,7 @@ def _read_tensorboard(path: Path) -> dict[str, tuple[list[float], list[float]]]:
 def read_run(path: str | os.PathLike, name: Optional[str] = None) -> RunLog:
     """Read the logged curves of one run (see the module docstring for what ``path`` may be)."""
     path = Path(path)
-    resolved = _resolve(path)
+    resolved, skipped = _resolve(path)
     if resolved.is_dir() and (resolved / "metrics.csv").is_file():
         curves = _read_csv(resolved / "metrics.csv")
     elif resolved.suffix == ".csv":
@@ -125,7 +138,7 @@ def read_run(path: str | os.PathLike, name: Optional[str] = None) -> RunLog:
         raise ArgumentError(f"cannot read {str(resolved)!r}: pass a run directory, a metrics.csv or a TensorBoard event file")
     if "loss" not in curves:
         raise ArgumentError(f"run {str(path)!r} logged no 'loss' values (found: {', '.join(curves) or 'nothing'})")
-    return RunLog(name=name or _default_name(path, resolved), path=resolved, curves=curves)
+    return RunLog(name=name or _default_name(path, resolved), path=resolved, curves=curves, skipped=skipped)
 
 
 def _positive(steps: list[float], values: list[float]) -> tuple[list[float], list[float]]:
@@ -215,7 +228,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parser.parse_args(argv)
     title = args.title.replace("\\n", "\n") if args.title else None
     try:
-        plot_runs(args.runs, args.output, labels=args.labels, title=title, metrics=args.metrics)
+        logs = [read_run(run) for run in args.runs]
+        plot_runs(logs, args.output, labels=args.labels, title=title, metrics=args.metrics)
     except (FileNotFoundError, ValueError, ImportError) as error:
         parser.error(str(error))  # a one-line message and exit status 2, not a traceback
+    for log in logs:
+        for version in log.skipped:
+            print(f"skipped {version}: it holds no metrics (the run logged nothing); plotted {log.path.name} instead")
     print(f"wrote {args.output}")
