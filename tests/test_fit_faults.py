@@ -104,7 +104,10 @@ def test_resuming_a_finished_run_reports_it_and_writes_output(run_dir, tmp_path,
     out = capsys.readouterr().out
     assert f"already finished at step 20 (max_steps {max_steps}): nothing left to run" in out
     assert "steps:       20" in out and "solution:" in out
-    assert torch.equal(torch.load(output), torch.load(checkpoint_dir(run_dir) / "last.ckpt")["state_dict"]["problem.X"])
+    # the finished run's own answer (its best point), not the optimizer's iterate in the weights
+    saved = torch.load(checkpoint_dir(run_dir) / "last.ckpt", weights_only=False)
+    assert torch.equal(torch.load(output), saved["torch_gdla_iteration"]["best"][0])
+    assert not torch.equal(torch.load(output), saved["state_dict"]["problem.X"])
     # No empty log version: `plot` still finds the run's metrics.
     assert sorted(p.name for p in (run_dir / "inverse_random").glob("version_*")) == ["version_0"]
     assert read_run(run_dir / "inverse_random").path.name == "version_0"

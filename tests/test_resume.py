@@ -67,3 +67,27 @@ def test_ctrl_c_in_solve_returns_best_so_far(M1):
     assert result.steps == 120 and len(result.history) == 120
     assert result.loss == pytest.approx(result.history.min().item())
     assert signal.getsignal(signal.SIGINT) is handler  # the user's handler is back
+
+
+def test_ctrl_c_then_resume_reproduces_the_uninterrupted_run_exactly(tmp_path):
+    # The interrupt checkpoint is written after the run returned its best point; it must still
+    # hold the optimizer's own iterate (with which its momentum belongs), or the resumed run drifts.
+    import pytorch_lightning as pl
+
+    class CtrlC(pl.Callback):
+        sent = False
+
+        def on_train_batch_end(self, trainer, *args):
+            if trainer.global_step >= 300 and not self.sent:
+                self.sent = True
+                os.kill(os.getpid(), signal.SIGINT)
+
+    full = cli(tmp_path / "full").model.result
+    handler = signal.getsignal(signal.SIGINT)
+    stopped = cli(tmp_path / "stopped", "--model.steps_per_block", "50", callbacks=[CtrlC()]).model.result
+    assert stopped.status is gdla.Status.INTERRUPTED and 300 < stopped.steps < 1000
+    assert signal.getsignal(signal.SIGINT) is handler
+    resumed = cli(tmp_path / "stopped", "--ckpt_path", "last").model.result
+    assert resumed.steps == full.steps == 1000
+    assert torch.equal(resumed.history, full.history)
+    assert torch.equal(resumed.solution, full.solution)

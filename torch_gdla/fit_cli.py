@@ -236,10 +236,6 @@ class GdlaCLI(LightningCLI):
                 sys.stderr.write(f"{PROG}: error: the run stopped: could not write in {where}: {error.strerror}; "
                                  "free space or choose another --trainer.logger.init_args.save_dir\n")
                 raise SystemExit(1) from None
-        if model.result is None and model.iteration is not None:
-            # Lightning skips its loop, and so on_train_end, when the restored step already
-            # meets max_steps; the module's on_train_end turns the restored state into a result.
-            model.on_train_end()
         result: Optional[Result] = model.result
         if result is None:
             return None

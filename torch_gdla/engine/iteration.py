@@ -75,6 +75,7 @@ class Iteration:
         self.detail = ""
         self._batch: Any = None
         self._step_value: Any = None
+        self.iterate: Optional[list[Tensor]] = None  # the optimizer's point when finish() loaded the solution
 
     @property
     def steps(self) -> int:
@@ -170,6 +171,7 @@ class Iteration:
         if status is Status.MAX_STEPS:
             status, self.detail = self.rules.at_max_steps(self.max_steps)
         self.status = status
+        self.iterate = [p.detach().clone() for p in self.best.params]  # to resume exactly from here
         self.best.load()
         with torch.no_grad():
             # The loss at the returned point: the kept point's, or re-evaluated from the data
@@ -202,10 +204,16 @@ class Iteration:
     def state_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
 
+        # A converged run stays finished when resumed; any other end (interrupt, max_steps, a
+        # stall) is resumed from where it stopped.
+        done = self.status is not None and self.status.converged
         return {"steps": self.steps, "evaluations": self.evaluations, **self.best.state_dict(),
-                "history": self.history.losses(), "criteria": asdict(self.criteria)}
+                "history": self.history.losses(), "criteria": asdict(self.criteria),
+                "status": self.status.value if done else None, "detail": self.detail if done else ""}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.evaluations = state["evaluations"]
         self.best.load_state_dict(state)
         self.history.load(state["history"])
+        if state.get("status"):
+            self.status, self.detail = Status(state["status"]), state["detail"]

@@ -123,6 +123,9 @@ class SolverModule(pl.LightningModule):
         if self._resume_state is not None:
             self.iteration.load_state_dict(self._resume_state)
             self._resume_state = None
+            if self.iteration.remaining == 0 or self.iteration.status is not None:
+                # Restored at or past its end: Lightning runs no step (and so no on_train_end).
+                self._finish(self.iteration.status)
 
     def training_step(self, batch: Any, batch_idx: int) -> None:
         iteration = self.iteration
@@ -177,8 +180,15 @@ class SolverModule(pl.LightningModule):
         self._finish(None)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if self.iteration is not None:
-            checkpoint["torch_gdla_iteration"] = self.iteration.state_dict()
+        if self.iteration is None:
+            return
+        checkpoint["torch_gdla_iteration"] = self.iteration.state_dict()
+        if self.iteration.iterate is not None:
+            # Saved after the run ended (Ctrl-C): the parameters hold the returned solution, but a
+            # resume must continue from the optimizer's own point, which its state belongs to.
+            names = [f"problem.{name}" for name, p in self.problem.named_parameters() if p.requires_grad]
+            for name, iterate in zip(names, self.iteration.iterate):
+                checkpoint["state_dict"][name] = iterate.clone()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self._resume_state = checkpoint.get("torch_gdla_iteration")
