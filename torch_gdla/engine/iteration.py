@@ -84,8 +84,8 @@ class Iteration:
 
     @property
     def remaining(self) -> Optional[int]:
-        """Steps left before max_steps (None: unlimited)."""
-        return None if self.max_steps is None else self.max_steps - self.steps
+        """Steps left before max_steps (None: unlimited; 0 also when resumed past it)."""
+        return None if self.max_steps is None else max(0, self.max_steps - self.steps)
 
     # -- one evaluation ----------------------------------------------------------------------------
     def closure(self) -> Tensor:
