@@ -200,8 +200,9 @@ def test_tol_zero_takes_every_step_even_at_an_exact_solution():
     result = gdla.solve(gdla.MatrixInverse(torch.eye(3), init=torch.eye(3)), tol=0, max_steps=50)
     assert result.steps == 50
     assert torch.all(result.history == 0)  # the loss is exactly 0 from the start
-    assert result.status is Status.MAX_STEPS and not result.converged
-    assert result.reason == "max_steps reached: ran all 50 steps (no tolerance was set)"
+    assert result.status is Status.COMPLETED and not result.converged
+    assert result.reason == "completed: ran the 50 steps configured (no tolerance was set, so none was checked)"
+    assert result.summary().startswith("converged:   n/a (no tolerance was set)")
     assert torch.equal(result.solution, torch.eye(3))
 
 

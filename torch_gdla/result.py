@@ -9,11 +9,13 @@ from torch import Tensor
 
 
 class Status(str, Enum):
-    """How a run ended.  ``converged`` is True only for the first three."""
+    """How a run ended.  ``converged`` is True only for the first three; ``COMPLETED`` is a run
+    that did what it was configured to do (a fixed number of steps, no tolerance to check)."""
 
     TOL = "tol reached"
     RESIDUAL_TOL = "residual_tol reached"
     RTOL = "relative change below rtol"
+    COMPLETED = "completed the configured steps"
     MAX_STEPS = "max_steps reached"
     DIVERGED = "diverged"
     INTERRUPTED = "interrupted"
@@ -60,16 +62,36 @@ class Result:
     member_converged: Optional[Tensor] = None
     stats: dict[str, int] = field(default_factory=dict)
 
+    def milestones(self, thresholds: tuple[float, ...] = (1e-4, 1e-8, 1e-12)) -> list[tuple[float, int]]:
+        """(threshold, step) for each threshold the loss fell below during the run, with the
+        first step at which it did (the loss of step s is the one evaluated before its update,
+        so step s means "after s − 1 updates")."""
+        history = self.history
+        if len(history) == 0 or bool((history < 0).any()):  # an energy loss: thresholds mean nothing
+            return []
+        found = []
+        for threshold in thresholds:
+            below = (history <= threshold).nonzero()
+            if len(below) and float(history[0]) > threshold:
+                found.append((threshold, int(below[0]) + 1))
+        return found
+
     def summary(self) -> str:
+        converged = "n/a (no tolerance was set)" if self.status is Status.COMPLETED else str(self.converged)
         lines = [
-            f"converged:   {self.converged}",
+            f"converged:   {converged}",
             f"reason:      {self.reason}",
             f"steps:       {self.steps}",
             f"evaluations: {self.evaluations}",
             f"loss:        {self.loss:.6g}",
             f"residual:    {self.residual:.6g}",
         ]
+        milestones = self.milestones()
+        if milestones:
+            lines.append("loss below:  " + ", ".join(f"{t:g} at step {s}" for t, s in milestones))
         lines += [f"{name + ':':<12} {value:.6g}" for name, value in self.metrics.items()]
+        if self.stats:
+            lines.append("applied:     " + ", ".join(f"{value} {name}" for name, value in self.stats.items()))
         if self.member_converged is not None:
             lines.append(f"members:     {int(self.member_converged.sum())} of {self.member_converged.numel()} converged")
         return "\n".join(lines)

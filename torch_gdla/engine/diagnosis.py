@@ -100,8 +100,8 @@ def diverged(bad: float, best_loss: float, step: int) -> str:
             f"(the best solution seen, loss {best_loss:.3g}, is returned)")
 
 
-def max_steps_reached(criteria: "Criteria", max_steps: Optional[int], steps: int, best_loss: float) -> str:
+def max_steps_reached(criteria: "Criteria", max_steps: Optional[int], steps: int, best_loss: float) -> Verdict:
     if criteria.any_active:
-        return (f"max_steps reached: increase max_steps (now {max_steps or steps}) or change optimizer; "
-                f"best loss {best_loss:.3g}")
-    return f"max_steps reached: ran all {steps} steps (no tolerance was set)"
+        return Status.MAX_STEPS, (f"max_steps reached: increase max_steps (now {max_steps or steps}) or change "
+                                  f"optimizer; best loss {best_loss:.3g}")
+    return Status.COMPLETED, f"completed: ran the {steps} steps configured (no tolerance was set, so none was checked)"

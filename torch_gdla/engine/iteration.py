@@ -178,12 +178,18 @@ class Iteration:
             # (a stochastic problem over all its data; recurrences may have drifted).
             loss = self.best.best_loss if self.best.keeps_point else float(self.problem.losses().sum())
             residuals = self.problem.residuals().detach()
+        members = self._member_converged(status, residuals)
+        converged, reason = status.converged, self.detail or status.value
+        if members is not None and not bool(members.all()):
+            # A run is never converged while a member is not; say which members fail.
+            failing = [tuple(i) if len(i) > 1 else int(i[0]) for i in (~members).nonzero().tolist()]
+            shown = ", ".join(str(i) for i in failing[:5]) + (", ..." if len(failing) > 5 else "")
+            converged = False
+            reason += f" (batch members not converged: {len(failing)} of {members.numel()}: {shown})"
         return Result(
-            solution=self.problem.solution, converged=status.converged, status=status,
-            reason=self.detail or status.value, steps=self.steps, evaluations=self.evaluations,
-            loss=loss, residual=float(residuals.max()), history=self.history.losses(),
-            residuals=residuals, member_converged=self._member_converged(status, residuals),
-            stats=dict(getattr(self.optimizer, "stats", {})),
+            solution=self.problem.solution, converged=converged, status=status, reason=reason, steps=self.steps,
+            evaluations=self.evaluations, loss=loss, residual=float(residuals.max()), history=self.history.losses(),
+            residuals=residuals, member_converged=members, stats=dict(getattr(self.optimizer, "stats", {})),
         )
 
     @torch.no_grad()

@@ -162,7 +162,7 @@ class StoppingRules:
         c, best, steps = self.criteria, self.best, len(self.history)
         if best.keeps_point and c.any_active and (self._flat_at_end(steps) or diagnosis.looks_singular(self.problem)):
             return self.explain_stall()
-        return Status.MAX_STEPS, diagnosis.max_steps_reached(c, max_steps, steps, best.best_loss)
+        return diagnosis.max_steps_reached(c, max_steps, steps, best.best_loss)
 
     def _flat_at_end(self, steps: int) -> bool:
         window = max(END_WINDOW, steps // 10)

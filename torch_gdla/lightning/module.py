@@ -168,6 +168,9 @@ class SolverModule(pl.LightningModule):
         if epochs_ended and self.result.status is Status.MAX_STEPS:
             self.result.reason = (f"max_epochs reached: {trainer.max_epochs} passes over the data "
                                   f"({self.result.steps} steps); add epochs or set a tolerance to stop on")
+        elif epochs_ended and self.result.status is Status.COMPLETED:
+            self.result.reason = (f"completed: ran the {trainer.max_epochs} passes over the data configured "
+                                  f"({self.result.steps} steps; no tolerance was set, so none was checked)")
         self.result.metrics = {k: v for k, v in self._quality().items() if k != "residual"}
 
     def request_interrupt(self) -> None:
