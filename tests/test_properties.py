@@ -317,3 +317,41 @@ def test_svd_converged_is_honest_and_matches_svdvals(case):
     U, V = result.solution.U, result.solution.V
     assert torch.allclose(U.mT @ U, torch.eye(k, dtype=M.dtype), atol=1e-10)
     assert torch.allclose(V.mT @ V, torch.eye(k, dtype=M.dtype), atol=1e-10)
+
+
+# -- scale: the tuning-free default does not depend on the units of the data -------------------------
+SCALE_EXPONENTS = {torch.float32: (-10, 4), torch.float64: (-50, 50)}
+
+
+@settings(max_examples=2 * EXAMPLES)
+@given(st.integers(0, 10_000), dtypes, st.data())
+def test_the_default_inverse_is_scale_invariant(seed, dtype, data):
+    """A well-conditioned (κ ≤ 3) inverse converges with the default method whatever the scale
+    of M, across the range the dtype's losses can represent: the same residual rule, met."""
+    low, high = SCALE_EXPONENTS[dtype]
+    exponent = data.draw(st.integers(low, high), label="log10 scale")
+    M = conditioned(seed, (), 4, 4, math.log10(3.0), torch.float64) * 10.0 ** exponent
+    problem = gdla.MatrixInverse(M.to(dtype))
+    result = iterate(problem, gdla.Criteria())
+    note(f"{result}")
+    assert result.converged, result.reason
+    check_honest(result, problem, gdla.engine.DEFAULT_RESIDUAL_TOL[dtype])
+
+
+@settings(max_examples=EXAMPLES)
+@given(st.integers(0, 10_000), st.integers(5, 40))
+def test_a_stochastic_tol_is_judged_on_all_the_data(seed, rows):
+    """Mini-batch losses below tol do not end a run unless the loss over all rows agrees."""
+    import functools as ft
+
+    generator = torch.Generator().manual_seed(seed)
+    A = torch.randn(rows * 10, 3, generator=generator, dtype=torch.float64)
+    b = A @ torch.randn(3, generator=generator, dtype=torch.float64) + 0.3 * torch.randn(rows * 10, generator=generator,
+                                                                                       dtype=torch.float64)
+    A[:rows], b[:rows] = 0, 0  # a first batch that the zero start fits exactly
+    problem = gdla.StreamedLeastSquares(A, b, batch_size=rows, shuffle=False)
+    tol = 0.5 * float(problem.full_loss())  # met somewhere on the way, not at the start
+    result = gdla.solve(problem, ft.partial(torch.optim.SGD, lr=0.05), tol=tol, max_steps=None, max_epochs=30)
+    if result.status is gdla.Status.TOL:
+        assert float(problem.full_loss()) <= tol and result.steps > 1
+    assert result.loss == pytest.approx(float(problem.full_loss()), rel=1e-12)

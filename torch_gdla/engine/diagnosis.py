@@ -13,7 +13,7 @@ reports and the residual the run reached:
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import torch
 
@@ -63,8 +63,21 @@ def looks_singular(problem: "Problem", cond: Optional[float] = None) -> bool:
     return cond is not None and cond * torch.finfo(problem.dtype).eps > SINGULAR_COND_EPS
 
 
+def optimizer_advice(optimizer: Any) -> str:
+    """What to change when an optimizer stalls: a learning rate only where it has one to tune."""
+    from ..optim import ConjugateGradient, Krylov, ProximalGradient
+
+    name = type(optimizer).__name__
+    tuning_free = isinstance(optimizer, (ConjugateGradient, Krylov, ProximalGradient)) or (
+        isinstance(optimizer, torch.optim.LBFGS) and optimizer.defaults.get("line_search_fn"))
+    if tuning_free:
+        return (f"{name} (which has no learning rate to tune) made no progress; try another optimizer, e.g. "
+                "functools.partial(torch.optim.LBFGS, line_search_fn='strong_wolfe'), or rescale the problem")
+    return f"change the optimizer ({name}) or its learning rate"
+
+
 def explain_stall(problem: "Problem", criteria: "Criteria", best_loss: float, residual: float,
-                  window: int) -> Verdict:
+                  window: int, advice: str = "change the optimizer or its learning rate") -> Verdict:
     """The loss stopped improving over ``window`` steps before any tolerance held: say why."""
     eps = torch.finfo(problem.dtype).eps
     name = dtype_name(problem.dtype)
@@ -89,7 +102,7 @@ def explain_stall(problem: "Problem", criteria: "Criteria", best_loss: float, re
             f"use float64 or a tolerance above the floor (asked: {target})")
     return Status.STALLED, (
         f"stalled: the loss stopped decreasing at {best_loss:.3g} (residual {residual:.3g}) over the last "
-        f"{window} steps; change the optimizer or its learning rate")
+        f"{window} steps; {advice}")
 
 
 def diverged(bad: float, best_loss: float, step: int) -> str:

@@ -19,6 +19,7 @@ from ..result import Result, Status
 from ..validation import check_positive_int
 from .best import BestSoFar, DeviceBest, HostBest, LastIterate
 from .criteria import Criteria
+from .diagnosis import optimizer_advice
 from .history import LossHistory
 from .rules import StoppingRules
 
@@ -68,7 +69,8 @@ class Iteration:
         self.history = LossHistory()
         self.rules = StoppingRules(problem, self.criteria, self.history, self.best, self.best_residual,
                                    every_step=not self.deferred,
-                                   estimate=optimizer if self.self_evaluating else None)
+                                   estimate=optimizer if self.self_evaluating else None,
+                                   advice=optimizer_advice(optimizer))
         self.evaluations = 0
         self.interrupt_requested = False  # set by a signal handler: stop cleanly after this step
         self.status: Optional[Status] = None

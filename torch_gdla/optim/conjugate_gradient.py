@@ -12,6 +12,11 @@ from torch.optim.lbfgs import _strong_wolfe
 from ..errors import ArgumentError
 from ..validation import check_nonnegative_int, check_number, check_positive_int
 
+# The probe's gradient change should be within this factor of the gradient (see _quadratic_step);
+# a first probe outside the range is rescaled, at most PROBE_TRIES evaluations in all.
+PROBE_RANGE = 1e3
+PROBE_TRIES = 6
+
 
 class ConjugateGradient(Optimizer):
     """Polak–Ribière+ conjugate gradient; one iteration per ``step(closure)``.
@@ -120,22 +125,44 @@ class ConjugateGradient(Optimizer):
         state["g"], state["d"] = g, d
         gtd = self._dot(g, d)
         tiny = torch.finfo(gtd.dtype).tiny
-        # Probe far enough that H d is well above the rounding of the gradients: |probe·d| ~ max(1, |x|).
-        x_norm = self._dot([p.detach() for p in self._params], [p.detach() for p in self._params]).sqrt()
+        # The curvature dᵀHd comes from the gradient at a probe point x + t·d.  For it to be exact
+        # to rounding, the gradient change must be of the order of the gradient itself: much
+        # smaller and it drowns in the gradients' rounding, much larger and so does the gradient.
+        # The last step length is such a t (CG's steps have similar lengths); the first probe is
+        # rescaled until the change is within PROBE_RANGE of |g|, whatever the scale of the problem.
+        g_norm = self._dot(g, g).sqrt()
         d_norm = self._dot(d, d).sqrt()
-        probe = torch.where(d_norm > 0, x_norm.clamp_min(1.0) / d_norm.clamp_min(tiny), torch.zeros_like(d_norm))
-        for p, di in zip(self._params, d):
-            p.add_(self._per_member(probe, p) * di)
-        with torch.enable_grad():
-            closure()
-        g_probe = self._grads()
-        for p, di in zip(self._params, d):
-            p.sub_(self._per_member(probe, p) * di)
-        curvature = self._dot(d, [gp - gi for gp, gi in zip(g_probe, g)]) / probe.clamp_min(tiny)
+        x_norm = self._dot([p.detach() for p in self._params], [p.detach() for p in self._params]).sqrt()
+        previous = state.get("alpha")
+        first = torch.where(x_norm > 0, x_norm, torch.ones_like(x_norm)) / d_norm.clamp_min(tiny)
+        probe = torch.where(previous > 0, previous, first) if previous is not None else first
+        probe = torch.where(d_norm > 0, probe, torch.zeros_like(probe))
+        start = [p.detach().clone() for p in self._params]  # restored by copy: x + t·d − t·d can lose x
+        for _ in range(PROBE_TRIES):
+            for p, di in zip(self._params, d):
+                p.add_(self._per_member(probe, p) * di)
+            with torch.enable_grad():
+                closure()
+            g_probe = self._grads()
+            for p, x in zip(self._params, start):
+                p.copy_(x)
+            change = [gp - gi for gp, gi in zip(g_probe, g)]
+            ratio = self._dot(change, change).sqrt() / g_norm.clamp_min(tiny)
+            off = (d_norm > 0) & ((ratio < 1 / PROBE_RANGE) | (ratio > PROBE_RANGE))
+            if not bool(off.any()):
+                break
+            # rescale towards |Δg| ≈ |g|; a change lost entirely to rounding was below eps·|g|: go 1/eps further
+            lost = 1 / torch.finfo(ratio.dtype).eps
+            scale = torch.where(ratio > 0, 1 / ratio.clamp_min(tiny), torch.full_like(ratio, lost))
+            probe = torch.where(off, probe * scale.clamp(max=1 / tiny), probe)
+        # dᵀHd·t; the step is −gᵀd / dᵀHd, formed without dᵀHd itself, which underflows for a
+        # badly scaled problem (float32, |g| ~ 1e-11) while the step is representable.
+        curvature = self._dot(d, change)
         # Members that are converged (d = 0) or not convex along d take no step.
-        alpha = torch.where(curvature > 0, -gtd / curvature.clamp_min(tiny), torch.zeros_like(curvature))
+        alpha = torch.where(curvature > 0, -(gtd * probe) / curvature.clamp_min(tiny), torch.zeros_like(curvature))
         for p, di in zip(self._params, d):
             p.add_(self._per_member(alpha, p) * di)
+        state["alpha"] = alpha
         return loss
 
     @torch.no_grad()
