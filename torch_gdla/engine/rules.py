@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Callable, Optional, Protocol
 
+import torch
 from torch import Tensor
 
 from ..result import Status
@@ -31,6 +32,10 @@ END_IMPROVEMENT = 1e-2
 # the true residual; if the truth has not improved by this factor since the last such miss, the
 # estimates are running ahead of what the arithmetic can deliver: the run is at its floor.
 MISS_PROGRESS = 0.5
+# A problem that needs a nonsingular matrix is hopeless once κ·eps ≥ 1 (singular to working
+# precision); that is checked (one condition-number estimate) when the best loss fell by less
+# than SLOW_PROGRESS relative over stall_steps steps, so a slow creep does not run to max_steps.
+SLOW_PROGRESS = 0.5
 
 
 class Estimator(Protocol):
@@ -91,6 +96,8 @@ class StoppingRules:
                 and self._due(steps, STALL_CHECK_EVERY)):
             earlier = self.history.best(steps - 1 - c.stall_steps)
             if earlier - best.best_loss <= STALL_IMPROVEMENT * abs(earlier) and self._residual_stalled(steps):
+                return self.explain_stall()
+            if earlier - best.best_loss <= SLOW_PROGRESS * abs(earlier) and self._singular_to_working_precision():
                 return self.explain_stall()
         if c.rtol and steps > c.rtol_every and self._due(steps - 1, c.rtol_every):
             previous = self.history.loss(steps - 1 - c.rtol_every)
@@ -153,6 +160,18 @@ class StoppingRules:
         if not before:
             return False
         return min(r for _, r in self._residual_checks) > RESIDUAL_PROGRESS * min(before)
+
+    def _singular_to_working_precision(self) -> bool:
+        if self.problem.singular_advice is None:
+            return False
+        cond = self.condition_number()
+        return cond is not None and cond * torch.finfo(self.problem.dtype).eps >= 1
+
+    def condition_number(self) -> Optional[float]:
+        """The problem's κ, computed once (its data do not change during a run)."""
+        if not hasattr(self, "_cond"):
+            self._cond = diagnosis.condition_number(self.problem)
+        return self._cond
 
     def explain_stall(self) -> Verdict:
         return diagnosis.explain_stall(self.problem, self.criteria, self.best.best_loss, self.best_residual(),
