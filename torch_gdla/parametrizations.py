@@ -88,7 +88,7 @@ class Stiefel(nn.Module):
 
     @classmethod
     def seeded(cls, m: int, seed: int, batch_shape: tuple[int, ...] = (), dtype: torch.dtype = torch.float32,
-               device: torch.device | str | None = None) -> "Stiefel":
+               device: torch.device | str | None = None) -> Stiefel:
         """The map with a base drawn by :func:`seeded_orthogonal` from ``seed`` (global RNG untouched)."""
         like = torch.empty(0, dtype=dtype, device=device)
         generator = torch.Generator().manual_seed(int(seed))

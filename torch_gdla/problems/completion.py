@@ -115,10 +115,10 @@ class MatrixCompletion(SVD):
         return self._member_losses().clamp_min(0).sqrt()
 
     def residual_bound(self, loss: float) -> Optional[float]:
-        # sqrt(loss) is a valid bound (‖R‖²_F = Σ w²E² ≤ max w·Σ wE², ‖RQ‖_F ≤ ‖R‖_F), but it
-        # stays large for data that no rank-k matrix fits exactly (noise), and a bound that
-        # never passes would keep the solver from ever computing the residual; so None: the
-        # residual (cheap: two thin QRs) is computed every residual_every steps instead.
+        """None.  sqrt(loss) is a valid bound (‖R‖²_F = Σ w²E² ≤ max w·Σ wE², ‖RQ‖_F ≤ ‖R‖_F), but it
+        stays large for data that no rank-k matrix fits exactly (noise), and a bound that
+        never passes would keep the solver from ever computing the residual; so None: the
+        residual (cheap: two thin QRs) is computed every residual_every steps instead."""
         return None
 
     def reference(self) -> Any:

@@ -120,14 +120,14 @@ class MatrixInverse(Problem, metaclass=Family):
 
     @torch.no_grad()
     def residuals(self) -> Tensor:
-        # ‖XM − I‖_F / ‖I‖_F per member; "both" reports the larger of the two sides.
+        """‖XM − I‖_F / ‖I‖_F per member; "both" reports the larger of the two sides."""
         norms = [torch.linalg.matrix_norm(error) for error in self._errors(self.X)]
         worst = norms[0] if len(norms) == 1 else torch.maximum(norms[0], norms[1])
         return worst / math.sqrt(self.n)
 
     def residual_bound(self, loss: float) -> Optional[float]:
-        # Each member's mse ≤ the summed loss (×2 for "both", the mean of two sides), and
-        # residual² = mse·n²/n = mse·n.
+        """√(loss·n) (×2 under the root for "both"): each member's mse ≤ the summed loss (for
+        "both", the mean of two sides, each ≤ 2·loss), and residual² = mse·n²/n = mse·n."""
         factor = 2.0 if self.side == "both" else 1.0
         return math.sqrt(max(loss, 0.0) * factor * self.n)
 
@@ -136,7 +136,7 @@ class MatrixInverse(Problem, metaclass=Family):
 
     @torch.no_grad()
     def condition_number(self) -> Optional[float]:
-        # A zero matrix has cond 0/0 = nan: report it as infinitely ill-conditioned.
+        """cond(M) of the worst member; a zero matrix (cond 0/0 = nan) counts as infinitely ill-conditioned."""
         return float(torch.linalg.cond(self.M).nan_to_num(nan=math.inf).max())
 
     # -- sharding: rows (side="left") or columns (side="right") of X ---------------------------

@@ -244,8 +244,8 @@ class LinearSystem(LinearProblem, metaclass=Family):
 
     @torch.no_grad()
     def residuals(self) -> Tensor:
-        # Square: ‖Ax − b‖/‖b‖.  Least squares: the normal-equation residual ‖Aᵀ(Ax − b)‖/‖Aᵀb‖,
-        # which is zero at every least-squares solution even when Ax = b has none.
+        """Square: ‖Ax − b‖/‖b‖.  Least squares: the normal-equation residual ‖Aᵀ(Ax − b)‖/‖Aᵀb‖,
+        which is zero at every least-squares solution even when Ax = b has none."""
         residual = self.A @ self._columns(self.x) - self._columns(self.b)
         if self.least_squares:
             residual = self.A.mT @ residual
@@ -261,14 +261,14 @@ class LinearSystem(LinearProblem, metaclass=Family):
 
     @torch.no_grad()
     def condition_number(self) -> Optional[float]:
-        # Least squares works on AᵀA: its condition is cond(A)².
+        """cond(A) of the worst member, squared for least squares (which works on AᵀA)."""
         cond = float(torch.linalg.cond(self.A).nan_to_num(nan=math.inf).max())
         return cond * cond if self.least_squares else cond
 
     @property
     def singular_advice(self) -> Optional[str]:  # type: ignore[override]
-        # A singular square system has no exact solution; a least-squares one has a solution
-        # whatever the rank.
+        """Advice for a singular square system, which has no exact solution; None for least
+        squares, which has a solution whatever the rank."""
         if self.least_squares:
             return None
         return ("Ax = b has no exact solution: the x returned is the least-squares one the run reached "

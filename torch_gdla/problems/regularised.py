@@ -98,13 +98,13 @@ class RegularisedLeastSquares(LinearSystem):
 
     @torch.no_grad()
     def residuals(self) -> Tensor:
-        # The norm of the optimality measure, relative to its value at x = 0 (‖AᵀWb‖):
-        #   weighted / ridge: the gradient AᵀW(Ax − b) + l2·x of the (smooth) objective;
-        #   lasso: the minimum-norm subgradient (g + l1·sign(x) where x ≠ 0, the soft-threshold of
-        #          g at l1 where x = 0), zero exactly at the lasso's optimality conditions;
-        #   nonnegative: the projected gradient (g where x > 0, min(g, 0) where x = 0), the KKT
-        #          residual of non-negative least squares (with l1: g + l1 in place of g); an
-        #          entry x < 0 makes it at least 1 (infeasible: not a solution).
+        """The norm of the optimality measure, relative to its value at x = 0 (‖AᵀWb‖):
+          weighted / ridge: the gradient AᵀW(Ax − b) + l2·x of the (smooth) objective;
+          lasso: the minimum-norm subgradient (g + l1·sign(x) where x ≠ 0, the soft-threshold of
+                 g at l1 where x = 0), zero exactly at the lasso's optimality conditions;
+          nonnegative: the projected gradient (g where x > 0, min(g, 0) where x = 0), the KKT
+                 residual of non-negative least squares (with l1: g + l1 in place of g); an
+                 entry x < 0 makes it at least 1 (infeasible: not a solution)."""
         x = self._columns(self.x)
         gradient = self._weighted_normal(self.A @ x - self._columns(self.b))
         if self.l2 > 0:
@@ -154,7 +154,8 @@ class RegularisedLeastSquares(LinearSystem):
         return solution.squeeze(-1) if self.vector_rhs else solution
 
     def measures(self, reference: bool = False) -> dict[str, Any]:
-        # l1 and nonnegative have no closed form to compare with.
+        """The residual, and the reference error for weighted/ridge only (l1 and nonnegative
+        have no closed form to compare with)."""
         return super().measures(reference and not (self.l1 > 0 or self.nonnegative))
 
     @torch.no_grad()
