@@ -9,7 +9,8 @@ import torch
 import torch_gdla as gdla
 from torch_gdla.cli import GdlaCLI
 from torch_gdla.matrices import Random
-from torch_gdla.problems.svd import normalise, orthonormal_map, svd_optimizer
+from torch_gdla.parametrizations import orthonormal_map
+from torch_gdla.problems.svd import normalise, svd_optimizer
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 

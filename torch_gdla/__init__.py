@@ -11,7 +11,17 @@ from typing import Any
 from . import functions, matrices, optim, sharding
 from .derivative import derivative, gradient
 from .engine import Criteria, Iteration
-from .problems import SVD, LinearSystem, MatrixInverse, Problem
+from .problems import (
+    SVD,
+    LinearSystem,
+    MatrixCompletion,
+    MatrixInverse,
+    PenaltySVD,
+    Problem,
+    RegularisedLeastSquares,
+    SPDLinearSystem,
+    SPDMatrixInverse,
+)
 from .problems.minimize import Minimize
 from .problems.streamed import StreamedLeastSquares
 from .result import Result, Status
@@ -24,6 +34,7 @@ __all__ = [
     "Status", "matrices", "metrics", "optim", "solve",
     "Minimize", "derivative", "functions", "gradient",
     "StreamedLeastSquares", "sharding",
+    "SPDMatrixInverse", "SPDLinearSystem", "RegularisedLeastSquares", "PenaltySVD", "MatrixCompletion",
 ]
 
 _LAZY = {"SolverModule": ("torch_gdla.lightning", "SolverModule"), "metrics": ("torch_gdla.metrics", None)}
