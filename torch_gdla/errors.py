@@ -30,9 +30,10 @@ class ShapeError(ArgumentError):
     """Arguments whose shapes do not fit together (a right-hand side of the wrong length, ...)."""
 
 
-class UnsupportedInputError(ArgumentError):
+class UnsupportedInputError(ArgumentError, NotImplementedError):
     """A valid input that this operation cannot take (e.g. a sparse matrix for an explicit
-    inverse); the message says what to use instead."""
+    inverse, a direct reference of a lasso); the message says what to use instead.  Also a
+    ``NotImplementedError``, which such cases raised before."""
 
 
 class NotConvergedError(GdlaError, RuntimeError):

@@ -15,10 +15,10 @@ from typing import Any, Optional
 import torch
 from torch import Tensor
 
-from .errors import ArgumentError, ArgumentTypeError
+from .errors import ArgumentError, ArgumentTypeError, UnsupportedInputError
 
 __all__ = [
-    "DTYPES", "as_float_tensor", "as_matrix", "check_bool", "check_choice", "check_dtype", "check_finite",
+    "DTYPES", "as_float_tensor", "as_matrix", "as_operand", "check_dense", "check_bool", "check_choice", "check_dtype", "check_finite",
     "check_init", "check_int", "check_nonnegative_int", "check_number", "check_optimizer_factory",
     "check_positive_int", "check_tolerance", "describe", "is_source",
 ]
@@ -183,7 +183,11 @@ def check_finite(tensor: Tensor, name: str) -> None:
 
 
 def as_matrix(value: Any, name: str) -> Tensor:
-    """A finite, non-empty floating tensor with at least two dimensions (leading ones batch)."""
+    """A finite, non-empty floating tensor with at least two dimensions (leading ones batch);
+    sparse matrices and operators are refused (see :func:`as_operand` for the problems that take them)."""
+    check_dense(value, name, "this problem takes dense matrices only",
+                f"pass {name}.to_dense() if it fits in memory, or use gdla.LinearSystem, which takes sparse matrices "
+                "and LinearOperators")
     tensor = as_float_tensor(value, name)
     name = describe(value, name)
     if tensor.dim() < 2:
@@ -196,6 +200,38 @@ def as_matrix(value: Any, name: str) -> Tensor:
         raise ArgumentError(f"{name} is empty (shape {tuple(tensor.shape)}); pass a matrix with at least one entry")
     check_finite(tensor, name)
     return tensor
+
+
+def as_operand(value: Any, name: str) -> Any:
+    """A matrix for a linear system: a dense tensor (checked as :func:`as_matrix`), a 2-D
+    ``torch.sparse`` tensor (COO, CSR, CSC; its stored values checked, nothing densified) or a
+    :class:`~torch_gdla.operators.LinearOperator` (taken as it is)."""
+    from .operators import LinearOperator, is_sparse
+
+    if isinstance(value, LinearOperator):
+        return value
+    if not is_sparse(value):
+        return as_matrix(value, name)
+    tensor = value.detach()
+    if tensor.dim() != 2 or tensor.dense_dim() != 0:
+        raise ArgumentError(f"{name} is sparse with shape {tuple(tensor.shape)}; sparse matrices must be 2-D (one "
+                            "system, no batch) with scalar entries: solve batch members one by one")
+    if tensor.is_complex() or not tensor.is_floating_point():
+        raise ArgumentTypeError(f"{name} is sparse with dtype {tensor.dtype}; pass floating values, e.g. {name}.double()")
+    values = tensor.values() if tensor.layout == torch.sparse_coo else tensor.values()
+    check_finite(values, name)
+    if tensor.shape[0] == 0 or tensor.shape[1] == 0:
+        raise ArgumentError(f"{name} is empty (shape {tuple(tensor.shape)}); pass a matrix with at least one entry")
+    return tensor
+
+
+def check_dense(value: Any, name: str, operation: str, instead: str) -> None:
+    """Refuse a sparse matrix or a LinearOperator where ``operation`` needs a dense one."""
+    from .operators import LinearOperator, is_sparse
+
+    if isinstance(value, LinearOperator) or is_sparse(value):
+        kind = "a LinearOperator" if isinstance(value, LinearOperator) else f"sparse ({value.layout})"
+        raise UnsupportedInputError(f"{name} is {kind}, but {operation}; {instead}")
 
 
 def check_init(init: Any, name: str, shape: torch.Size, like: Tensor) -> Tensor:

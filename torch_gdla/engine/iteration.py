@@ -107,7 +107,9 @@ class Iteration:
         if self._step_value is None:
             if not (self.self_evaluating and isinstance(returned, Tensor)):
                 raise RuntimeError(_NO_CLOSURE)
-            # A Krylov method's loss at its new iterate, from its recurrences (no evaluation).
+            # A Krylov method's loss at its new iterate, from its recurrences (no forward pass;
+            # counted as the step's evaluation of the loss).
+            self.evaluations += 1
             self._step_value = self.best.observe(returned)
         return self._step_value
 
@@ -131,7 +133,11 @@ class Iteration:
     def _run(self, n_steps: int, step: Step) -> None:
         if not self.deferred:
             for _ in range(n_steps):
-                if self._record(self._step(step), self.best.best_loss, block_end=True):
+                value = self._step(step)
+                # the history's second column is the lowest loss so far: the kept point's loss, or
+                # (no kept point) the lowest seen, whose progress the stall rules judge
+                if self._record(value, self.best.best_loss if self.best.keeps_point else self.best.min_loss,
+                                block_end=True):
                     return
             return
         if n_steps == 0:

@@ -65,6 +65,10 @@ class StoppingRules:
         # points of proximal methods, Krylov recurrences): a tolerance they pass is confirmed
         # from the data before the run claims it.
         self.estimated = estimate is not None or not best.keeps_point
+        # The stall rules judge the progress of the lowest loss: meaningful for a kept point and
+        # for a Krylov method (whose losses fall monotonically), not for noisy mini-batch or
+        # extrapolated losses.
+        self.tracks_progress = best.keeps_point or estimate is not None
         self._residual_checks: list[tuple[int, float]] = []  # (step, residual) at stall checks
         self._misses: list[float] = []  # true residuals where estimates passed and the truth did not
 
@@ -92,12 +96,14 @@ class StoppingRules:
                 return verdict
         if interrupted:
             return Status.INTERRUPTED, f"interrupted at step {steps}; the best solution so far is returned"
-        if (best.keeps_point and c.stall_steps and c.any_active and steps > c.stall_steps
+        if (self.tracks_progress and c.stall_steps and c.any_active and steps > c.stall_steps
                 and self._due(steps, STALL_CHECK_EVERY)):
-            earlier = self.history.best(steps - 1 - c.stall_steps)
-            if earlier - best.best_loss <= STALL_IMPROVEMENT * abs(earlier) and self._residual_stalled(steps):
-                return self.explain_stall()
-            if earlier - best.best_loss <= SLOW_PROGRESS * abs(earlier) and self._singular_to_working_precision():
+            earlier, lowest = self.history.best(steps - 1 - c.stall_steps), self.history.best(steps - 1)
+            if earlier - lowest <= STALL_IMPROVEMENT * abs(earlier) and self._residual_stalled(steps):
+                # Recurrences that stopped short of the tolerance restart from the true residual
+                # first (they carry rounding from a large start); a stall is a stall only then.
+                return self._missed() if self.estimate is not None else self.explain_stall()
+            if earlier - lowest <= SLOW_PROGRESS * abs(earlier) and self._singular_to_working_precision():
                 return self.explain_stall()
         if c.rtol and steps > c.rtol_every and self._due(steps - 1, c.rtol_every):
             previous = self.history.loss(steps - 1 - c.rtol_every)
@@ -181,13 +187,14 @@ class StoppingRules:
         """The step budget ran out: a plateau (singular, precision floor, stall) is explained as
         such; otherwise the message says what to change."""
         c, best, steps = self.criteria, self.best, len(self.history)
-        if best.keeps_point and c.any_active and (self._flat_at_end(steps) or diagnosis.looks_singular(self.problem)):
+        if self.tracks_progress and c.any_active and (self._flat_at_end(steps) or diagnosis.looks_singular(self.problem)):
             return self.explain_stall()
         return diagnosis.max_steps_reached(c, max_steps, steps, best.best_loss)
 
     def _flat_at_end(self, steps: int) -> bool:
         window = max(END_WINDOW, steps // 10)
-        if steps <= window or not math.isfinite(self.best.best_loss):
+        lowest = self.history.best(steps - 1) if steps else math.inf
+        if steps <= window or not math.isfinite(lowest):
             return False
         earlier = self.history.best(steps - 1 - window)
-        return earlier - self.best.best_loss <= END_IMPROVEMENT * abs(earlier)
+        return earlier - lowest <= END_IMPROVEMENT * abs(earlier)

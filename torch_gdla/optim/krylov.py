@@ -61,11 +61,22 @@ class LinearForm:
     residual_norms: Tensor
     l2: float = 0.0
     preconditioner: Optional[Block] = None
+    cgls_preconditioner: Optional[Block] = None  # after a switch from CG (an indefinite A) to CGLS
 
 
 def _dot(a: Tensor, b: Tensor) -> Tensor:
-    """Per-column inner products: (*batch, rows, k) -> (*batch, k)."""
+    """Per-column inner products (*batch, rows, k) -> (*batch, k), accumulated in float64: the
+    squared norms of CG and CGLS span the square of the data's range, which under- or overflows
+    float32 for a badly scaled problem (entries ~1e-9 give ‖Aᵀ A p‖² ~ 1e-36) long before the
+    iterates do."""
+    if a.dtype != torch.float64:
+        a, b = a.double(), b.double()
     return (a * b).sum(dim=-2)
+
+
+def _column(scalars: Tensor, like: Tensor) -> Tensor:
+    """Per-column scalars (*batch, k) as a (*batch, 1, k) factor in ``like``'s dtype."""
+    return scalars.unsqueeze(-2).to(like.dtype)
 
 
 def _ratio(numerator: Tensor, denominator: Tensor) -> Tensor:
@@ -132,8 +143,20 @@ class Krylov(Optimizer):
             if self.form.l2:
                 R = R - self.form.l2 * X
         Z = self._M(R)
-        state.update(S=S, R=R, P=Z.clone(), rz=_dot(R, Z), indefinite=torch.zeros((), dtype=torch.bool,
-                                                                                  device=R.device))
+        rz = _dot(R, Z)
+        if "floor" not in state:
+            # A column whose rᵀz falls to rounding level — eps² of its value at x = 0, the scale of
+            # the problem — has converged as far as the arithmetic allows; stepping it further
+            # divides noise by noise (an inconsistent singular system would blow up), so its step
+            # is zero from then on.
+            at_zero = rz if not bool(X.any()) else self._rz_at_zero()
+            state["floor"] = at_zero * torch.finfo(at_zero.dtype).eps ** 2
+        state.update(S=S, R=R, P=Z.clone(), rz=rz, indefinite=torch.zeros((), dtype=torch.bool, device=R.device))
+
+    def _rz_at_zero(self) -> Tensor:
+        """rᵀM⁻¹r at x = 0: r = B (CG) or AᵀB (CGLS; one Aᵀ application)."""
+        R = self.form.rhs if self.method == "cg" else self._At(self.form.rhs)
+        return _dot(R, self._M(R))
 
     @torch.no_grad()
     def step(self, closure: Optional[Callable[[], Tensor]] = None) -> Tensor:  # type: ignore[override]
@@ -144,6 +167,14 @@ class Krylov(Optimizer):
             self._cg(state)
         else:
             self._cgls(state)
+        if not bool((state["rz"] <= state["floor"]).all()):
+            state["settled"] = False
+        elif not state.get("settled", False):
+            # Every column's recurrence is at its rounding floor: restart once from the true
+            # residual (residual replacement) — a start far from the solution leaves rounding of
+            # its own size in the recurrences, which the true residual does not have.
+            state["settled"] = True
+            self.refresh()
         return self.loss()
 
     def _cg(self, state: dict[str, Tensor]) -> None:
@@ -154,19 +185,19 @@ class Krylov(Optimizer):
         state["indefinite"] = state["indefinite"] | (moving & (curvature <= 0)).any()
         if self.param.device.type == "cpu" and bool(state["indefinite"]):
             return self._indefinite(state)
-        alpha = _ratio(rz, curvature).unsqueeze(-2)
+        alpha = _column(_ratio(torch.where(rz > state["floor"], rz, torch.zeros_like(rz)), curvature), P)
         X.add_(alpha * P)
         R.sub_(alpha * Q)
         Z = self._M(R)
         rz_new = _dot(R, Z)
-        P.mul_(_ratio(rz_new, rz).unsqueeze(-2)).add_(Z)
+        P.mul_(_column(_ratio(rz_new, rz), P)).add_(Z)
         state["S"], state["rz"] = R, rz_new
 
     def _cgls(self, state: dict[str, Tensor]) -> None:
         X, P, R, S, rz = self.form.columns(self.param), state["P"], state["R"], state["S"], state["rz"]
         Q = self._A(P)
         denominator = _dot(Q, Q) + self.form.l2 * _dot(P, P) if self.form.l2 else _dot(Q, Q)
-        alpha = _ratio(rz, denominator).unsqueeze(-2)
+        alpha = _column(_ratio(torch.where(rz > state["floor"], rz, torch.zeros_like(rz)), denominator), P)
         X.add_(alpha * P)
         S.sub_(alpha * Q)
         R = self._At(S)
@@ -174,7 +205,7 @@ class Krylov(Optimizer):
             R = R - self.form.l2 * X
         Z = self._M(R)
         rz_new = _dot(R, Z)
-        P.mul_(_ratio(rz_new, rz).unsqueeze(-2)).add_(Z)
+        P.mul_(_column(_ratio(rz_new, rz), P)).add_(Z)
         state["R"], state["rz"] = R, rz_new
 
     def _indefinite(self, state: dict[str, Tensor]) -> None:
@@ -183,6 +214,7 @@ class Krylov(Optimizer):
                 'the matrix is not positive definite: conjugate gradient met a direction p with pᵀAp <= 0. '
                 'Drop assume="spd" (the default least-squares method needs no definiteness)')
         self.method = "cgls"  # a symmetric but indefinite matrix: CG on the normal equations instead
+        self.form.preconditioner = self.form.cgls_preconditioner
         self.refresh()
 
     # -- what the engine reads ------------------------------------------------------------------------------

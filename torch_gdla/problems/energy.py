@@ -21,6 +21,10 @@ ASSUMPTIONS = (None, "spd")
 # A declared-symmetric matrix may be asymmetric by rounding (e.g. A.T @ A): accepted up to
 # ‖M − Mᵀ‖_F ≤ SYMMETRY_RTOL · n · eps · ‖M‖_F per member.
 SYMMETRY_RTOL = 10.0
+# Dense SPD matrices up to this order are factorised to check definiteness (≈ 1 ms; less than a
+# solver step there); larger ones are checked by conjugate gradient itself, which would
+# otherwise spend as much on the check as a direct solve costs.
+CHOLESKY_ORDER = 512
 
 
 def check_assumption(assume: Any) -> Optional[str]:
@@ -30,30 +34,38 @@ def check_assumption(assume: Any) -> Optional[str]:
     return assume
 
 
-def check_spd(matrix: Tensor, name: str) -> None:
+def check_spd(matrix: Any, name: str) -> None:
     """Check that every member of ``matrix`` is square, symmetric (to rounding) and positive
-    definite (a Cholesky factorisation, O(n³/3) once per member: less than one iteration of the
-    inverse, whose steps cost two n×n×n products each, and a few iterations of a linear system
-    with many right-hand sides).  Refuses, naming ``assume="spd"``, rather than change what is
-    solved."""
+    definite, without paying for a factorisation where it would cost as much as a solve.
+
+    Symmetry: O(n²) dense, O(nnz) sparse; an operator must say ``symmetric=True``.  Positive
+    definiteness: a dense matrix of order ≤ CHOLESKY_ORDER is factorised (cheaper there than
+    one solver step); otherwise its diagonal must be positive (O(n), a necessary condition) and
+    conjugate gradient checks the rest itself — it stops with a clear error at the first
+    direction of non-positive curvature.  Refuses, naming ``assume="spd"``, rather than change
+    what is solved."""
+    from ..operators import LinearOperator, is_sparse, is_symmetric
+
     n = matrix.shape[-1]
     if matrix.shape[-2] != n:
         raise ArgumentError(f'assume="spd" needs a square {name}; got shape {tuple(matrix.shape)}. '
                             'Drop assume="spd" to solve it in the least-squares sense')
+    if isinstance(matrix, LinearOperator) or is_sparse(matrix):
+        if not is_symmetric(matrix):
+            what = "its LinearOperator was not built with symmetric=True" if isinstance(matrix, LinearOperator) \
+                else f"{name} differs from {name}ᵀ by more than rounding"
+            raise ArgumentError(f'assume="spd" declares {name} symmetric positive definite, but {what}. '
+                                'Drop assume="spd" (the default least-squares method needs no symmetry)')
+        return
     with torch.no_grad():
-        eps = torch.finfo(matrix.dtype).eps
-        asymmetry = torch.linalg.matrix_norm(matrix - matrix.mT) / torch.linalg.matrix_norm(matrix).clamp_min(
-            torch.finfo(matrix.dtype).tiny)
-        limit = SYMMETRY_RTOL * n * eps
-        if bool((asymmetry > limit).any()):
-            worst = int(asymmetry.reshape(-1).argmax())
-            where = f" (batch member {worst})" if matrix.dim() > 2 else ""
-            raise ArgumentError(
-                f'assume="spd" declares {name} symmetric positive definite, but {name} is not symmetric{where}: '
-                f"‖{name} − {name}ᵀ‖/‖{name}‖ = {float(asymmetry.reshape(-1)[worst]):.3g} > {limit:.3g}. "
-                f'Drop assume="spd" (the default loss needs no symmetry), or pass ({name} + {name}.mT) / 2 '
-                "if the asymmetry is only rounding"
-            )
+        _check_symmetric(matrix, name)
+        if n > CHOLESKY_ORDER:
+            diagonal = matrix.diagonal(dim1=-2, dim2=-1)
+            if bool((diagonal <= 0).any()):
+                raise ArgumentError(f'assume="spd" declares {name} symmetric positive definite, but its diagonal has '
+                                    f'{int((diagonal <= 0).sum())} entries <= 0, which a positive definite matrix '
+                                    'cannot have. Drop assume="spd" (the default method needs no definiteness)')
+            return
         _, info = torch.linalg.cholesky_ex(matrix)
         if bool((info != 0).any()):
             failed = int((info.reshape(-1) != 0).nonzero()[0])
@@ -64,6 +76,23 @@ def check_spd(matrix: Tensor, name: str) -> None:
                 f"fails{where}: {name} is indefinite, singular, or too ill-conditioned for {dtype}. "
                 f'Drop assume="spd" to minimise the default mean-squared-error loss, which needs no definiteness'
             )
+
+
+def _check_symmetric(matrix: Tensor, name: str) -> None:
+    n = matrix.shape[-1]
+    eps = torch.finfo(matrix.dtype).eps
+    asymmetry = torch.linalg.matrix_norm(matrix - matrix.mT) / torch.linalg.matrix_norm(matrix).clamp_min(
+        torch.finfo(matrix.dtype).tiny)
+    limit = SYMMETRY_RTOL * n * eps
+    if bool((asymmetry > limit).any()):
+        worst = int(asymmetry.reshape(-1).argmax())
+        where = f" (batch member {worst})" if matrix.dim() > 2 else ""
+        raise ArgumentError(
+            f'assume="spd" declares {name} symmetric positive definite, but {name} is not symmetric{where}: '
+            f"‖{name} − {name}ᵀ‖/‖{name}‖ = {float(asymmetry.reshape(-1)[worst]):.3g} > {limit:.3g}. "
+            f'Drop assume="spd" (the default loss needs no symmetry), or pass ({name} + {name}.mT) / 2 '
+            "if the asymmetry is only rounding"
+        )
 
 
 def check_assume(assume: Any, matrix: Tensor, name: str) -> Optional[str]:
@@ -89,11 +118,13 @@ def inverse_energy(X: Tensor, M: Tensor, side: str) -> tuple[Tensor, list[Tensor
     return energy, products
 
 
-def system_energy(A: Tensor, x: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+def system_energy(A: Any, x: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
     """Per member: ½xᵀAx − bᵀx summed over the right-hand sides (the columns of x and b), over
     the n unknowns of each; and the product Ax, whose distance from b is the residual.  Its
-    gradient is (Ax − b)/n."""
-    product = A @ x
+    gradient is (Ax − b)/n.  A: a dense or sparse tensor, or a LinearOperator."""
+    from ..operators import matmul
+
+    product = matmul(A, x)
     energy = (0.5 * product - b).mul(x).sum(dim=(-2, -1)) / A.shape[-1]
     return energy, product
 

@@ -15,11 +15,20 @@ from torch import Tensor, nn
 
 from ..errors import ArgumentError, UnsupportedInputError
 from ..matrices import MatrixLike
-from ..validation import as_matrix, check_choice, check_init, check_int, describe
+from ..operators import is_symmetric
+from ..optim.krylov import LinearForm
+from ..validation import (
+    as_matrix,
+    check_choice,
+    check_dense,
+    check_init,
+    check_int,
+    describe,
+)
 from .base import Problem
 from .energy import check_assumption
 from .family import Arguments, Family, check_variant
-from .linear_system import LinearSystem
+from .linear_system import LinearSystem, condition
 from .losses import batched_mse
 from .starts import seeded_uniform
 
@@ -70,6 +79,9 @@ class MatrixInverse(Problem, metaclass=Family):
     ) -> None:
         super().__init__()
         check_variant(self, MatrixInverse, assume=assume)
+        check_dense(M, "M", "the inverse of a sparse matrix is dense (n² entries)",
+                    "solve the systems you need with gdla.LinearSystem(M, B), which keeps M sparse, or pass "
+                    "M.to_dense() if n² numbers fit in memory")
         matrix = as_matrix(M, "M")
         if matrix.shape[-1] != matrix.shape[-2]:
             raise ArgumentError(
@@ -136,8 +148,36 @@ class MatrixInverse(Problem, metaclass=Family):
 
     @torch.no_grad()
     def condition_number(self) -> Optional[float]:
-        """cond(M) of the worst member; a zero matrix (cond 0/0 = nan) counts as infinitely ill-conditioned."""
-        return float(torch.linalg.cond(self.M).nan_to_num(nan=math.inf).max())
+        """cond(M) of the worst member; a singular or zero matrix counts as infinitely ill-conditioned."""
+        return float(condition(self.M))
+
+    # -- the Krylov view of the loss -------------------------------------------------------------------
+    def linear_form(self) -> Optional[LinearForm]:
+        """X M = I as Mᵀ Xᵀ = I (``side="left"``: the rows of X are the columns solved) or M X = I
+        (``"right"``), mse = ‖·‖²/n²; None for ``side="both"``, which is no single system."""
+        if self.side == "both":
+            return None
+        M, n = self.M, self.n
+        operator = M.mT if self.side == "left" else M
+        symmetric = is_symmetric(M)
+        return LinearForm(apply=lambda P: operator @ P, apply_t=lambda S: operator.mT @ S,
+                          rhs=self.identity.expand_as(M), columns=self._unknown_columns, spd=symmetric,
+                          energy=self.assume == "spd", scale=1.0 / (n * n), normal_residual=False,
+                          residual_norms=torch.full(self.batch_shape, math.sqrt(n), dtype=M.dtype, device=M.device))
+
+    def _unknown_columns(self, X: Tensor) -> Tensor:
+        # side="left": the rows of X, as the columns of a view of Xᵀ (writes go through to X).
+        return X.mT if self.side == "left" else X
+
+    def default_optimizer(self) -> torch.optim.Optimizer:
+        """A Krylov method on :meth:`linear_form` (conjugate gradient for a symmetric M: one
+        n×n×n product per step; CGLS otherwise: two); ``side="both"``: the base conjugate gradient."""
+        form = self.linear_form()
+        if form is None:
+            return super().default_optimizer()
+        from ..optim import Krylov
+
+        return Krylov(self.parameters(), form, on_indefinite="raise" if form.energy else "cgls")
 
     # -- sharding: rows (side="left") or columns (side="right") of X ---------------------------
     @property

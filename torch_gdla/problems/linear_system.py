@@ -16,21 +16,35 @@ from torch import Tensor, nn
 
 from ..errors import ArgumentError, UnsupportedInputError
 from ..matrices import MatrixLike, VectorLike
+from ..operators import (
+    LinearOperator,
+    OperatorLike,
+    is_symmetric,
+    matmul,
+    norm_estimate,
+    rmatmul,
+)
+from ..optim.krylov import LinearForm
 from ..validation import (
     as_float_tensor,
-    as_matrix,
+    as_operand,
+    check_dense,
     check_finite,
     check_init,
     check_int,
     describe,
 )
+from . import preconditioning
 from .base import Problem
 from .energy import check_assumption
 from .family import Arguments, Family, check_variant
 from .losses import batched_mse
+from .preconditioning import PreconditionerLike, check_preconditioner
 from .starts import seeded_uniform
 
 REGULARISATION = ("weights", "l2", "l1", "nonnegative")
+# Power iteration underestimates ‖A‖₂ by a few per cent: a step 1/L from it is made safe by this.
+NORM_MARGIN = 1.1
 
 
 def _selects_regularisation(arguments: Arguments) -> bool:
@@ -46,14 +60,14 @@ def _selects_regularisation(arguments: Arguments) -> bool:
             or nonzero(arguments.get("l1", 0.0)) or arguments.get("nonnegative", False) is not False)
 
 
-def _check_rhs(b: VectorLike, matrix: Tensor, matrix_name: str) -> tuple[Tensor, bool]:
+def _check_rhs(b: VectorLike, matrix: OperatorLike, matrix_name: str) -> tuple[Tensor, bool]:
     """b as a tensor of A's dtype, and whether it is one right-hand side (…, m) rather than k (…, m, k)."""
     rhs = as_float_tensor(b, "b")
     check_finite(rhs, describe(b, "b"))
-    m, batch = matrix.shape[-2], matrix.shape[:-2]
-    if rhs.dim() == matrix.dim() - 1 and rhs.shape[-1] == m:
+    m, batch, dims = matrix.shape[-2], tuple(matrix.shape[:-2]), len(matrix.shape)
+    if rhs.dim() == dims - 1 and rhs.shape[-1] == m:
         vector = True
-    elif rhs.dim() == matrix.dim() and rhs.shape[-2] == m:
+    elif rhs.dim() == dims and rhs.shape[-2] == m:
         vector = False
     else:
         raise ArgumentError(
@@ -67,7 +81,7 @@ def _check_rhs(b: VectorLike, matrix: Tensor, matrix_name: str) -> tuple[Tensor,
         )
     if rhs.numel() == 0:
         raise ArgumentError("b is empty; pass at least one right-hand side")
-    return rhs.to(matrix.dtype), vector
+    return rhs.to(dtype=matrix.dtype, device=matrix.device), vector
 
 
 def _start(init: Optional[Union[str, Tensor]], seed: int, shape: torch.Size, matrix: Tensor) -> Tensor:
@@ -85,27 +99,36 @@ class LinearProblem(Problem):
     """What every linear-system variant shares: the data A (…, m, n) and b (…, m) or (…, m, k),
     the unknown x (zeros, ``init="uniform"`` or a given start), the relative-residual scale,
     the direct reference and the sharding hooks (the columns of a several-right-hand-side b
-    are independent).  The loss and its residual are the subclass's."""
+    are independent).  The loss and its residual are the subclass's.
 
-    A: Tensor
+    A may be dense (batched), ``torch.sparse`` (COO, CSR, CSC; one 2-D matrix) or a
+    :class:`~torch_gdla.operators.LinearOperator`; sparse matrices are never densified.  An
+    operator is not a buffer: ``.to(dtype/device)`` cannot move it, so build it where it runs."""
+
+    A: OperatorLike
     b: Tensor
     _rhs_norms: Tensor
 
-    def __init__(self, A: MatrixLike, b: VectorLike, init: Optional[Union[str, Tensor]] = None,
-                 seed: int = 314) -> None:
+    def __init__(self, A: Union[MatrixLike, LinearOperator], b: VectorLike,
+                 init: Optional[Union[str, Tensor]] = None, seed: int = 314,
+                 preconditioner: PreconditionerLike = None) -> None:
         super().__init__()
-        matrix = as_matrix(A, "A")
+        self.preconditioner = check_preconditioner(preconditioner)
+        matrix = as_operand(A, "A")
         rhs, self.vector_rhs = _check_rhs(b, matrix, describe(A, "A"))
         check_int(seed, "seed")
-        self.register_buffer("A", matrix)
+        if isinstance(matrix, LinearOperator):
+            self.A = matrix
+        else:
+            self.register_buffer("A", matrix)
         self.register_buffer("b", rhs)
-        batch, n = matrix.shape[:-2], matrix.shape[-1]
+        batch, n = tuple(matrix.shape[:-2]), matrix.shape[-1]
         shape = torch.Size((*batch, n) if self.vector_rhs else (*batch, n, rhs.shape[-1]))
-        self.x = nn.Parameter(_start(init, seed, shape, matrix))
+        self.x = nn.Parameter(_start(init, seed, shape, rhs))
         self.seed = seed
         # Denominators of the relative residual, per member (0 means: report the absolute residual).
         columns = self._columns(rhs)
-        self.register_buffer("_rhs_norms", self._member_norm(matrix.mT @ columns if self.least_squares else columns))
+        self.register_buffer("_rhs_norms", self._member_norm(rmatmul(matrix, columns) if self.least_squares else columns))
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -126,7 +149,12 @@ class LinearProblem(Problem):
 
     @property
     def batch_shape(self) -> torch.Size:
-        return self.A.shape[:-2]
+        return torch.Size(self.A.shape[:-2])
+
+    @property
+    def dense(self) -> bool:
+        """True when A is a dense tensor (direct references and condition numbers apply)."""
+        return isinstance(self.A, Tensor) and self.A.layout == torch.strided
 
     def _columns(self, tensor: Tensor) -> Tensor:
         return tensor.unsqueeze(-1) if self.vector_rhs else tensor
@@ -147,6 +175,8 @@ class LinearProblem(Problem):
 
     def reference(self) -> Tensor:
         """``solve(A, b)`` for square A, else the minimum-norm least-squares ``pinv(A) @ b``."""
+        check_dense(self.A, "A", "the direct reference (torch.linalg) needs a dense matrix",
+                    "compare with scipy.sparse.linalg.spsolve or lsqr instead")
         if not self.least_squares:
             return torch.linalg.solve(self.A, self.b.unsqueeze(-1)).squeeze(-1) if self.vector_rhs else torch.linalg.solve(self.A, self.b)
         solution = torch.linalg.pinv(self.A) @ self._columns(self.b)
@@ -166,11 +196,32 @@ class LinearProblem(Problem):
         """The right-hand sides ``indices`` alone, as the same variant (its options carried over)."""
         _ = self.num_pieces  # refuses a vector b
         index = torch.tensor(indices, device=self.b.device)
-        return LinearSystem(self.A.detach().clone(), self.b.index_select(-1, index).clone(), **self._variant_arguments())
+        matrix = self.A if isinstance(self.A, LinearOperator) else self.A.detach().clone()
+        return LinearSystem(matrix, self.b.index_select(-1, index).clone(), **self._variant_arguments())
 
     def _variant_arguments(self) -> dict[str, Any]:
         """The constructor arguments, besides A and b, that rebuild this variant."""
-        return {}
+        return {"preconditioner": self.preconditioner}
+
+    # -- the Krylov view of the loss ---------------------------------------------------------------
+    def linear_form(self) -> LinearForm:
+        """The loss as a :class:`~torch_gdla.optim.LinearForm` for the default Krylov method."""
+        raise NotImplementedError
+
+    def default_optimizer(self) -> torch.optim.Optimizer:
+        """The Krylov method of :meth:`linear_form`: conjugate gradient (one A application per
+        step) for a symmetric A, CGLS (one A and one Aᵀ) otherwise, as scipy's cg and lsqr."""
+        from ..optim import Krylov
+
+        form = self.linear_form()
+        return Krylov(self.parameters(), form, on_indefinite="raise" if form.energy else "cgls")
+
+    def _form(self, apply: Any, apply_t: Any, rhs: Tensor, symmetric: bool, energy: bool, scale: float,
+              weights: Optional[Tensor] = None, l2: float = 0.0) -> LinearForm:
+        return LinearForm(apply=apply, apply_t=apply_t, rhs=rhs, columns=self._columns, spd=symmetric, energy=energy,
+                          scale=scale, normal_residual=self.least_squares, residual_norms=self._rhs_norms, l2=l2,
+                          preconditioner=preconditioning.build(self.preconditioner, self.A, symmetric, weights, l2),
+                          cgls_preconditioner=preconditioning.build(self.preconditioner, self.A, False, weights, l2))
 
 
 
@@ -228,27 +279,36 @@ class LinearSystem(LinearProblem, metaclass=Family):
         l2: float = 0.0,
         l1: float = 0.0,
         nonnegative: bool = False,
+        preconditioner: PreconditionerLike = None,
     ) -> None:
         check_variant(self, LinearSystem, assume=assume, weights=weights, l2=l2, l1=l1, nonnegative=nonnegative)
-        super().__init__(A, b, init=init, seed=seed)
+        super().__init__(A, b, init=init, seed=seed, preconditioner=preconditioner)
 
     def forward(self) -> Tensor:
-        difference = self.A @ self._columns(self.x) - self._columns(self.b)
+        difference = matmul(self.A, self._columns(self.x)) - self._columns(self.b)
         return batched_mse(difference, len(self.batch_shape))
 
     @torch.no_grad()
     def losses(self) -> Tensor:
-        difference = self.A @ self._columns(self.x) - self._columns(self.b)
+        difference = matmul(self.A, self._columns(self.x)) - self._columns(self.b)
         return batched_mse(difference, len(self.batch_shape), reduce_batch=False)
 
+
+    def linear_form(self) -> LinearForm:
+        """mse = ‖AX − B‖²/(m·k): CG on A when A is symmetric (checked in O(n²) or O(nnz); an
+        indefinite A switches to CGLS at the first non-positive curvature), else CGLS."""
+        A = self.A
+        symmetric = not self.least_squares and is_symmetric(A)
+        return self._form(lambda P: matmul(A, P), lambda S: rmatmul(A, S), self._columns(self.b), symmetric,
+                          energy=False, scale=1.0 / (A.shape[-2] * self.num_rhs))
 
     @torch.no_grad()
     def residuals(self) -> Tensor:
         """Square: ‖Ax − b‖/‖b‖.  Least squares: the normal-equation residual ‖Aᵀ(Ax − b)‖/‖Aᵀb‖,
         which is zero at every least-squares solution even when Ax = b has none."""
-        residual = self.A @ self._columns(self.x) - self._columns(self.b)
+        residual = matmul(self.A, self._columns(self.x)) - self._columns(self.b)
         if self.least_squares:
-            residual = self.A.mT @ residual
+            residual = rmatmul(self.A, residual)
         return self._relative(self._member_norm(residual))
 
     def residual_bound(self, loss: float) -> Optional[float]:
@@ -261,8 +321,11 @@ class LinearSystem(LinearProblem, metaclass=Family):
 
     @torch.no_grad()
     def condition_number(self) -> Optional[float]:
-        """cond(A) of the worst member, squared for least squares (which works on AᵀA)."""
-        cond = float(torch.linalg.cond(self.A).nan_to_num(nan=math.inf).max())
+        """cond(A) of the worst member, squared for least squares (which works on AᵀA); None
+        (unknown) for a sparse A or an operator, which it would cost a factorisation to know."""
+        if not self.dense:
+            return None
+        cond = float(condition(self.A))
         return cond * cond if self.least_squares else cond
 
     @property
@@ -278,8 +341,23 @@ class LinearSystem(LinearProblem, metaclass=Family):
     @torch.no_grad()
     def lipschitz(self) -> float:
         """The Lipschitz constant of the loss's gradient (the largest member's): 2/(m·k)·‖A‖₂².
-        ``1/lipschitz()`` is a step length that always converges."""
-        largest = float(torch.linalg.matrix_norm(self.A, ord=2).max()) ** 2
-        return 2.0 / (self.A.shape[-2] * self.num_rhs) * largest
+        ``1/lipschitz()`` is a step length that always converges (‖A‖₂ is estimated for a large
+        or sparse A; see ``norm_bound``)."""
+        return 2.0 / (self.A.shape[-2] * self.num_rhs) * norm_bound(self.A) ** 2
+
+
+def norm_bound(A: OperatorLike) -> float:
+    """‖A‖₂: exact for a small dense A, else a power-iteration estimate raised by NORM_MARGIN so
+    that a step 1/L built from it stays below the stability limit."""
+    exact = isinstance(A, Tensor) and A.layout == torch.strided and A.shape[-1] <= 512
+    return norm_estimate(A) * (1.0 if exact else NORM_MARGIN)
+
+
+@torch.no_grad()
+def condition(A: Tensor) -> Tensor:
+    """cond₂ of the worst member of a dense A; a singular member (inf, or nan for a zero matrix)
+    counts as infinitely ill-conditioned.  float16/bfloat16 are computed in float32 (no SVD there)."""
+    matrix = A if A.dtype in (torch.float32, torch.float64) else A.float()
+    return torch.linalg.cond(matrix).nan_to_num(nan=math.inf, posinf=math.inf).max()
 
 

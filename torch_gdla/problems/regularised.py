@@ -14,10 +14,19 @@ from typing import Any, Optional, Union
 import torch
 from torch import Tensor
 
-from ..errors import ArgumentError
+from ..errors import ArgumentError, UnsupportedInputError
 from ..matrices import MatrixLike, VectorLike
-from ..validation import as_float_tensor, check_bool, check_finite, check_number
-from .linear_system import LinearSystem
+from ..operators import LinearOperator, OperatorLike, matmul, rmatmul
+from ..optim.krylov import LinearForm
+from ..validation import (
+    as_float_tensor,
+    check_bool,
+    check_dense,
+    check_finite,
+    check_number,
+)
+from .linear_system import LinearSystem, norm_bound
+from .preconditioning import PreconditionerLike
 
 
 class RegularisedLeastSquares(LinearSystem):
@@ -51,8 +60,9 @@ class RegularisedLeastSquares(LinearSystem):
         l2: float = 0.0,
         l1: float = 0.0,
         nonnegative: bool = False,
+        preconditioner: PreconditionerLike = None,
     ) -> None:
-        super().__init__(A, b, init=init, seed=seed)
+        super().__init__(A, b, init=init, seed=seed, preconditioner=preconditioner)
         self.l2 = _check_penalty(l2, "l2")
         self.l1 = _check_penalty(l1, "l1")
         self.nonnegative = check_bool(nonnegative, "nonnegative")
@@ -71,10 +81,38 @@ class RegularisedLeastSquares(LinearSystem):
 
     def _weighted_normal(self, columns: Tensor) -> Tensor:
         """AᵀW·columns."""
-        return self.A.mT @ (columns * self._sqrt_w.square() if self._sqrt_w is not None else columns)
+        return rmatmul(self.A, columns * self._sqrt_w.square() if self._sqrt_w is not None else columns)
 
     def _weighted_matrix(self) -> Tensor:
+        check_dense(self.A, "A", "this needs the dense weighted matrix", "use a dense A")
         return self.A * self._sqrt_w if self._sqrt_w is not None else self.A
+
+    def _weighted_operator(self) -> OperatorLike:
+        """W^½A as an operand: the dense product, or an operator applying the weights (sparse A
+        and operators are not densified)."""
+        if self.dense or self._sqrt_w is None:
+            return self._weighted_matrix() if self.dense else self.A
+        A, w = self.A, self._sqrt_w.squeeze(-1)
+
+        def matvec(v: Tensor) -> Tensor:
+            return (w if v.dim() == 1 else w.unsqueeze(-1)) * matmul(A, v)
+
+        def rmatvec(u: Tensor) -> Tensor:
+            return rmatmul(A, (w if u.dim() == 1 else w.unsqueeze(-1)) * u)
+
+        return LinearOperator(tuple(A.shape), matvec, rmatvec, dtype=self.b.dtype, device=self.b.device, matmat=True)
+
+    def linear_form(self) -> LinearForm:
+        """(‖W^½(AX − B)‖² + l2‖X‖²)/(m·k): CGLS on W^½A with damping l2 (quadratic variants only)."""
+        A, sqrt_w = self.A, self._sqrt_w
+        B = self._columns(self.b)
+        if sqrt_w is None:
+            apply, apply_t, rhs = (lambda P: matmul(A, P)), (lambda S: rmatmul(A, S)), B
+        else:
+            apply, apply_t, rhs = (lambda P: sqrt_w * matmul(A, P)), (lambda S: rmatmul(A, sqrt_w * S)), sqrt_w * B
+        weights = None if sqrt_w is None else sqrt_w.square().squeeze(-1)
+        return self._form(apply, apply_t, rhs, False, energy=False, scale=1.0 / (A.shape[-2] * self.num_rhs),
+                          weights=weights, l2=self.l2)
 
     def forward(self) -> Tensor:
         return self._regularised_losses().sum()
@@ -85,7 +123,7 @@ class RegularisedLeastSquares(LinearSystem):
 
     def _regularised_losses(self) -> Tensor:
         x = self._columns(self.x)
-        difference = self.A @ x - self._columns(self.b)
+        difference = matmul(self.A, x) - self._columns(self.b)
         if self._sqrt_w is not None:
             difference = difference * self._sqrt_w
         m, k = difference.shape[-2:]
@@ -106,7 +144,7 @@ class RegularisedLeastSquares(LinearSystem):
                  residual of non-negative least squares (with l1: g + l1 in place of g); an
                  entry x < 0 makes it at least 1 (infeasible: not a solution)."""
         x = self._columns(self.x)
-        gradient = self._weighted_normal(self.A @ x - self._columns(self.b))
+        gradient = self._weighted_normal(matmul(self.A, x) - self._columns(self.b))
         if self.l2 > 0:
             gradient = gradient + self.l2 * x
         if self.l1 > 0:
@@ -127,6 +165,8 @@ class RegularisedLeastSquares(LinearSystem):
 
     @torch.no_grad()
     def condition_number(self) -> Optional[float]:
+        if not self.dense:
+            return None
         m, n = self.A.shape[-2:]
         singular = torch.linalg.svdvals(self._weighted_matrix())
         largest = singular.max(dim=-1).values.square() + self.l2
@@ -141,8 +181,8 @@ class RegularisedLeastSquares(LinearSystem):
         """The closed form ``(AᵀWA + l2·I)⁻¹AᵀWb`` (``pinv(W^½A) W^½b`` without l2); l1 and
         nonnegative have none."""
         if self.l1 > 0 or self.nonnegative:
-            raise NotImplementedError("LinearSystem with l1 or nonnegative has no closed form (that is why it is solved "
-                                      "by descent); compare with scipy.optimize.nnls or a lasso solver instead")
+            raise UnsupportedInputError("LinearSystem with l1 or nonnegative has no closed form (that is why it is "
+                                        "solved by descent); compare with scipy.optimize.nnls or a lasso solver instead")
         weighted = self._weighted_matrix()
         rhs = self._columns(self.b) * self._sqrt_w if self._sqrt_w is not None else self._columns(self.b)
         if self.l2 > 0:
@@ -163,8 +203,7 @@ class RegularisedLeastSquares(LinearSystem):
         """The Lipschitz constant of the smooth part of the loss's gradient (the largest member's):
         2/(m·k)·(‖W^½A‖₂² + l2).  ``1/lipschitz()`` is a step length that always converges."""
         m = self.A.shape[-2]
-        largest = float(torch.linalg.matrix_norm(self._weighted_matrix(), ord=2).max()) ** 2
-        return 2.0 / (m * self.num_rhs) * (largest + self.l2)
+        return 2.0 / (m * self.num_rhs) * (norm_bound(self._weighted_operator()) ** 2 + self.l2)
 
     def default_optimizer(self) -> torch.optim.Optimizer:
         """The optimizer ``gdla.solve`` uses when none is given: conjugate gradient with the exact
@@ -174,7 +213,7 @@ class RegularisedLeastSquares(LinearSystem):
         from ..optim import ProximalGradient
 
         if self.quadratic:
-            return super().default_optimizer()
+            return super().default_optimizer()  # CGLS on W^½A, damped by l2
         m = self.A.shape[-2]
         return ProximalGradient(self.parameters(), lr=1.0 / self.lipschitz(), l1=2.0 * self.l1 / (m * self.num_rhs),
                                 nonnegative=self.nonnegative)
@@ -182,7 +221,8 @@ class RegularisedLeastSquares(LinearSystem):
     def _variant_arguments(self) -> dict[str, Any]:
         # Only √w is kept; (√w)² is w to rounding, and the piece takes its square root again.
         weights = None if self._sqrt_w is None else self._sqrt_w.square().squeeze(-1)
-        return dict(weights=weights, l2=self.l2, l1=self.l1, nonnegative=self.nonnegative)
+        return dict(weights=weights, l2=self.l2, l1=self.l1, nonnegative=self.nonnegative,
+                    preconditioner=self.preconditioner)
 
 
 def _sqrt_weights(weights: Optional[VectorLike], matrix: Tensor) -> Optional[Tensor]:

@@ -15,9 +15,12 @@ import torch
 from torch import Tensor
 
 from ..matrices import MatrixLike, VectorLike
+from ..operators import LinearOperator, matmul, rmatmul
+from ..optim.krylov import LinearForm
 from .energy import BestResidual, check_spd, energy_floor, inverse_energy, system_energy
 from .inverse import MatrixInverse
-from .linear_system import LinearSystem
+from .linear_system import LinearSystem, norm_bound
+from .preconditioning import PreconditionerLike
 
 
 class EnergyForm:
@@ -38,8 +41,11 @@ class EnergyForm:
         return self._best_residual.bound(loss)
 
     def residual_floor(self) -> Optional[float]:
-        """About √eps relative (up to √κ): see :func:`energy_floor`."""
+        """About √eps relative (up to √κ): see :func:`energy_floor` (dense matrices only; it
+        costs an eigendecomposition)."""
         matrix, rhs = self._energy_data()
+        if not isinstance(matrix, Tensor) or matrix.layout != torch.strided:
+            return None
         return energy_floor(matrix, rhs)
 
     def _energy_data(self) -> tuple[Tensor, Tensor]:
@@ -90,11 +96,19 @@ class SPDLinearSystem(EnergyForm, LinearSystem):
     ``residual_floor()``: see ``energy.energy_floor``.
     """
 
-    def __init__(self, A: MatrixLike, b: VectorLike, init: Optional[Union[str, Tensor]] = None,
-                 seed: int = 314) -> None:
-        super().__init__(A, b, init=init, seed=seed)
+    def __init__(self, A: Union[MatrixLike, LinearOperator], b: VectorLike,
+                 init: Optional[Union[str, Tensor]] = None, seed: int = 314,
+                 preconditioner: PreconditionerLike = None) -> None:
+        super().__init__(A, b, init=init, seed=seed, preconditioner=preconditioner)
         check_spd(self.A, "A")
         self._init_energy()
+
+    def linear_form(self) -> LinearForm:
+        """The energy Σ(½xᵀAx − bᵀx)/n: conjugate gradient on A, one application per step; a
+        direction of non-positive curvature (A not positive definite after all) is an error."""
+        A = self.A
+        return self._form(lambda P: matmul(A, P), lambda S: rmatmul(A, S), self._columns(self.b), True,
+                          energy=True, scale=1.0 / A.shape[-1])
 
     def forward(self) -> Tensor:
         return self._energy(reduce_batch=True)
@@ -115,10 +129,10 @@ class SPDLinearSystem(EnergyForm, LinearSystem):
     @torch.no_grad()
     def lipschitz(self) -> float:
         """The Lipschitz constant of the energy's gradient (the largest member's): ‖A‖₂/n."""
-        return float(torch.linalg.matrix_norm(self.A, ord=2).max()) / self.A.shape[-1]
+        return norm_bound(self.A) / self.A.shape[-1]
 
     def _energy_data(self) -> tuple[Tensor, Tensor]:
         return self.A, self._columns(self.b)
 
     def _variant_arguments(self) -> dict[str, Any]:
-        return {"assume": "spd"}
+        return {"assume": "spd", "preconditioner": self.preconditioner}
