@@ -156,6 +156,12 @@ class _Transposed(LinearOperator):
         return self.base.matvecs
 
 
+def compact(matrix: Tensor) -> Tensor:
+    """A sparse matrix in its fastest form for products: CSR/CSC with int32 indices where they
+    fit (torch's CPU kernel is then about twice as fast); other layouts as they are."""
+    return _compact_indices(matrix)
+
+
 def _compact_indices(matrix: Tensor) -> Tensor:
     """CSR/CSC with int32 indices where they fit: torch's CPU kernel is then about twice as fast."""
     if matrix.layout not in (torch.sparse_csr, torch.sparse_csc) or matrix._nnz() >= 2**31 - 1:
@@ -226,6 +232,8 @@ def matmul(A: OperatorLike, X: Tensor) -> Tensor:
     """``A @ X`` (X of shape (…, n, k)); differentiable in X for every kind of A."""
     if isinstance(A, LinearOperator):
         return _Apply.apply(X, A)
+    if X.dim() == 2 and X.shape[-1] == 1 and is_sparse(A):
+        return torch.mv(A, X[:, 0]).unsqueeze(-1)  # sparse × one vector: the faster kernel
     return A @ X
 
 
@@ -233,9 +241,10 @@ def rmatmul(A: OperatorLike, S: Tensor) -> Tensor:
     """``Aᵀ @ S`` without forming Aᵀ densely (a CSR matrix is transposed as CSC, no copy)."""
     if isinstance(A, LinearOperator):
         return A.rmatvec(S)
-    if A.layout == torch.sparse_coo:
-        return A.t() @ S
-    return A.mT @ S
+    transpose = A.t() if A.layout == torch.sparse_coo else A.mT
+    if S.dim() == 2 and S.shape[-1] == 1 and is_sparse(A):
+        return torch.mv(transpose, S[:, 0]).unsqueeze(-1)
+    return transpose @ S
 
 
 def column_norms(A: OperatorLike, weights: Optional[Tensor] = None) -> Tensor:

@@ -222,7 +222,9 @@ def as_operand(value: Any, name: str) -> Any:
     check_finite(values, name)
     if tensor.shape[0] == 0 or tensor.shape[1] == 0:
         raise ArgumentError(f"{name} is empty (shape {tuple(tensor.shape)}); pass a matrix with at least one entry")
-    return tensor
+    from .operators import compact
+
+    return compact(tensor)
 
 
 def check_dense(value: Any, name: str, operation: str, instead: str) -> None:

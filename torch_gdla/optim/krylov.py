@@ -71,6 +71,8 @@ def _dot(a: Tensor, b: Tensor) -> Tensor:
     iterates do."""
     if a.dtype != torch.float64:
         a, b = a.double(), b.double()
+    if a.dim() == 2 and a.shape[-1] == 1:  # one vector: BLAS dot, without a temporary
+        return torch.dot(a[:, 0], b[:, 0]).reshape(1)
     return (a * b).sum(dim=-2)
 
 
@@ -144,6 +146,8 @@ class Krylov(Optimizer):
                 R = R - self.form.l2 * X
         Z = self._M(R)
         rz = _dot(R, Z)
+        plain = self.form.preconditioner is None
+        state.update(ss=rz if plain and self.method == "cg" else _dot(S, S), rr=rz if plain else _dot(R, R))
         if "floor" not in state:
             # A column whose rᵀz falls to rounding level — eps² of its value at x = 0, the scale of
             # the problem — has converged as far as the arithmetic allows; stepping it further
@@ -181,32 +185,34 @@ class Krylov(Optimizer):
         X, P, R, rz = self.form.columns(self.param), state["P"], state["R"], state["rz"]
         Q = self._A(P)
         curvature = _dot(P, Q)
-        moving = _dot(P, P) > 0
-        state["indefinite"] = state["indefinite"] | (moving & (curvature <= 0)).any()
+        active = rz > state["floor"]
+        state["indefinite"] = state["indefinite"] | (active & (curvature <= 0)).any()
         if self.param.device.type == "cpu" and bool(state["indefinite"]):
             return self._indefinite(state)
-        alpha = _column(_ratio(torch.where(rz > state["floor"], rz, torch.zeros_like(rz)), curvature), P)
-        X.add_(alpha * P)
-        R.sub_(alpha * Q)
+        alpha = _column(_ratio(torch.where(active, rz, torch.zeros_like(rz)), curvature), P)
+        X.addcmul_(alpha, P)
+        R.addcmul_(alpha, Q, value=-1)
         Z = self._M(R)
         rz_new = _dot(R, Z)
         P.mul_(_column(_ratio(rz_new, rz), P)).add_(Z)
-        state["S"], state["rz"] = R, rz_new
+        rr = rz_new if self.form.preconditioner is None else _dot(R, R)
+        state.update(S=R, rz=rz_new, ss=rr, rr=rr)
 
     def _cgls(self, state: dict[str, Tensor]) -> None:
         X, P, R, S, rz = self.form.columns(self.param), state["P"], state["R"], state["S"], state["rz"]
         Q = self._A(P)
         denominator = _dot(Q, Q) + self.form.l2 * _dot(P, P) if self.form.l2 else _dot(Q, Q)
         alpha = _column(_ratio(torch.where(rz > state["floor"], rz, torch.zeros_like(rz)), denominator), P)
-        X.add_(alpha * P)
-        S.sub_(alpha * Q)
+        X.addcmul_(alpha, P)
+        S.addcmul_(alpha, Q, value=-1)
         R = self._At(S)
         if self.form.l2:
             R = R - self.form.l2 * X
         Z = self._M(R)
         rz_new = _dot(R, Z)
         P.mul_(_column(_ratio(rz_new, rz), P)).add_(Z)
-        state["R"], state["rz"] = R, rz_new
+        rr = rz_new if self.form.preconditioner is None else _dot(R, R)
+        state.update(R=R, rz=rz_new, ss=_dot(S, S), rr=rr)
 
     def _indefinite(self, state: dict[str, Tensor]) -> None:
         if self.on_indefinite == "raise":
@@ -222,11 +228,11 @@ class Krylov(Optimizer):
     def loss(self) -> Tensor:
         """The problem's loss at the current iterate, from the recurrences (no application)."""
         form, state = self.form, self.state[self.param]
-        X, S = form.columns(self.param), state["S"]
+        X = form.columns(self.param)
         if form.energy:  # ½xᵀAx − bᵀx = −½xᵀ(b + r) with r = b − Ax
-            value = -0.5 * (X * (form.rhs + S)).sum()
-        else:
-            value = S.square().sum() + (form.l2 * X.square().sum() if form.l2 else 0.0)
+            value = -0.5 * _dot(X, form.rhs + state["S"]).sum()
+        else:  # ‖S‖² per column, kept by the step
+            value = state["ss"].sum() + (form.l2 * _dot(X, X).sum() if form.l2 else 0.0)
         return (form.scale * value).to(self.param.dtype)
 
     @torch.no_grad()
@@ -237,7 +243,7 @@ class Krylov(Optimizer):
             self._indefinite(state)
         if "R" not in state:
             self.refresh()
-        vector = state["R"] if self.form.normal_residual else state["S"]
-        norms = torch.linalg.matrix_norm(vector)
+        squares = state["rr"] if self.form.normal_residual else state["ss"]
+        norms = squares.sum(dim=-1).sqrt().to(self.param.dtype)  # columns of a member together
         denominators = self.form.residual_norms
         return torch.where(denominators > 0, norms / denominators.clamp_min(torch.finfo(norms.dtype).tiny), norms)
