@@ -154,7 +154,7 @@ class Krylov(Optimizer):
             # divides noise by noise (an inconsistent singular system would blow up), so its step
             # is zero from then on.
             at_zero = rz if not bool(X.any()) else self._rz_at_zero()
-            state["floor"] = at_zero * torch.finfo(at_zero.dtype).eps ** 2
+            state["floor"] = at_zero * torch.finfo(self.param.dtype).eps ** 2  # the data's eps, not float64's
         state.update(S=S, R=R, P=Z.clone(), rz=rz, indefinite=torch.zeros((), dtype=torch.bool, device=R.device))
 
     def _rz_at_zero(self) -> Tensor:
