@@ -157,14 +157,27 @@ def test_each_format_round_trips_a_matrix(tmp_path, suffix):
     assert torch.equal(m.File(str(path), dtype="float32").tensor(), matrix.float())
 
 
-def test_matrix_market_sparse_file_is_read_dense():
+def test_matrix_market_sparse_file_stays_sparse():
     expected = torch.tensor([[4, 0, 0, -1], [0, 3, 0, 0], [0, 0.5, 2, 0], [-1, 0, 0, 5]], dtype=torch.float64)
-    assert torch.equal(m.load(DATA / "sparse_4x4.mtx"), expected)
+    loaded = m.load(DATA / "sparse_4x4.mtx")
+    assert loaded.layout == torch.sparse_csr and loaded.values().numel() == 7  # the 7 stored entries only
+    assert torch.equal(loaded.to_dense(), expected)
+    assert torch.equal(m.File(str(DATA / "sparse_4x4.mtx"), dense=True).tensor(), expected)
 
 
 def test_matrix_market_symmetric_storage_is_expanded():
     # The file stores the lower triangle of tridiag(-1, 2, -1), as SuiteSparse files do.
-    assert torch.equal(m.load(DATA / "symmetric_3x3.mtx"), m.Tridiagonal(3).tensor())
+    assert torch.equal(m.load(DATA / "symmetric_3x3.mtx").to_dense(), m.Tridiagonal(3).tensor())
+
+
+def test_a_sparse_matrix_round_trips_through_matrix_market_as_sparse(tmp_path):
+    matrix = m.Poisson2D(3).tensor()
+    m.save(matrix, tmp_path / "poisson.mtx")
+    assert "coordinate" in (tmp_path / "poisson.mtx").read_text().splitlines()[0]
+    loaded = m.load(tmp_path / "poisson.mtx")
+    assert loaded.layout == torch.sparse_csr and torch.equal(loaded.to_dense(), matrix.to_dense())
+    with pytest.raises(ValueError, match=r"cannot write the sparse tensor to .*\.npy.*use \.mtx"):
+        m.save(matrix, tmp_path / "poisson.npy")
 
 
 def test_pt_needing_pickle_is_refused(tmp_path):

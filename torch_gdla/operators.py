@@ -8,8 +8,9 @@ scipy's iteration counts.  Nothing here densifies a sparse matrix.
 """
 from __future__ import annotations
 
+import contextlib
 import warnings
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Iterator, Optional, Union
 
 import torch
 from torch import Tensor
@@ -156,6 +157,15 @@ class _Transposed(LinearOperator):
         return self.base.matvecs
 
 
+@contextlib.contextmanager
+def quiet_sparse() -> Iterator[None]:
+    """Silence torch's notes on building sparse tensors ("sparse CSR support is in beta",
+    "invariant checks are implicitly disabled"): library calls print nothing."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*([Ss]parse CSR tensor support|[Ss]parse invariant checks).*")
+        yield
+
+
 def compact(matrix: Tensor) -> Tensor:
     """A sparse matrix in its fastest form for products: CSR/CSC with int32 indices where they
     fit (torch's CPU kernel is then about twice as fast); other layouts as they are."""
@@ -171,8 +181,7 @@ def _compact_indices(matrix: Tensor) -> Tensor:
     if compressed.dtype == torch.int32:
         return matrix
     build = torch.sparse_csr_tensor if matrix.layout == torch.sparse_csr else torch.sparse_csc_tensor
-    with warnings.catch_warnings():  # torch's "sparse CSR support is in beta" note: a library prints nothing
-        warnings.simplefilter("ignore", UserWarning)
+    with quiet_sparse():
         return build(compressed.to(torch.int32), plain.to(torch.int32), matrix.values(), size=matrix.shape)
 
 

@@ -189,7 +189,13 @@ def as_matrix(value: Any, name: str) -> Tensor:
                 f"pass {name}.to_dense() if it fits in memory, or use gdla.LinearSystem, which takes sparse matrices "
                 "and LinearOperators")
     tensor = as_float_tensor(value, name)
-    name = describe(value, name)
+    if describe(value, name) != name:  # a source: it may have built a sparse matrix
+        check_dense(tensor, describe(value, name), "this problem takes dense matrices only",
+                    "give the source dense=true (File) if it fits in memory, or use gdla.LinearSystem")
+    return _check_matrix(tensor, describe(value, name))
+
+
+def _check_matrix(tensor: Tensor, name: str) -> Tensor:
     if tensor.dim() < 2:
         raise ArgumentError(
             f"{name} must be a matrix (2-D, or more with leading batch dimensions); "
@@ -210,9 +216,10 @@ def as_operand(value: Any, name: str) -> Any:
 
     if isinstance(value, LinearOperator):
         return value
-    if not is_sparse(value):
-        return as_matrix(value, name)
-    tensor = value.detach()
+    tensor = as_float_tensor(value, name)  # builds a source's matrix; a sparse tensor stays sparse
+    if not is_sparse(tensor):
+        return _check_matrix(tensor, describe(value, name))
+    name = describe(value, name)
     if tensor.dim() != 2 or tensor.dense_dim() != 0:
         raise ArgumentError(f"{name} is sparse with shape {tuple(tensor.shape)}; sparse matrices must be 2-D (one "
                             "system, no batch) with scalar entries: solve batch members one by one")

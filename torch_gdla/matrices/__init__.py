@@ -4,7 +4,8 @@ classic test matrices, and safe reading and writing of matrix files.
 ``sources``: ``Source`` and the general recipes (``Explicit``, ``Random``, ``Diagonal``,
 ``LowRank``, ``RandomMask``, ``File``); ``gallery``: ``Hilbert``, ``Pascal``, ``Lehmer``,
 ``Vandermonde``, ``Frank``, ``Kahan``, ``Wilkinson``, ``Tridiagonal``, ``Conditioned``,
-``IdentityPlusNoise``, each with its definition and condition-number growth; ``files``: ``load``
+``IdentityPlusNoise``, each with its definition and condition-number growth; ``sparse``:
+``Poisson2D`` (built sparse); ``files``: ``load``
 and ``save`` (``.pt``, ``.npy``, ``.csv``, ``.mtx``), never executing code from a file.  Every
 public name is importable from here (``torch_gdla.matrices.Hilbert`` in a config).
 """
@@ -24,7 +25,9 @@ from .gallery import (
     Vandermonde,
     Wilkinson,
 )
+from .sparse import Poisson2D
 from .sources import (
+    Constant,
     Diagonal,
     Explicit,
     File,
@@ -39,5 +42,6 @@ from .sources import (
 __all__ = [
     "MatrixLike", "VectorLike", "Source", "Explicit", "Random", "Diagonal", "File", "load", "save", "DTYPES",
     "IdentityPlusNoise", "Conditioned", "Hilbert", "Pascal", "Lehmer", "Vandermonde", "Frank", "Kahan",
-    "Wilkinson", "Tridiagonal", "check_writable", "save_solution", "LowRank", "RandomMask",
+    "Wilkinson", "Tridiagonal", "check_writable", "save_solution", "LowRank", "RandomMask", "Poisson2D",
+    "Constant",
 ]

@@ -120,9 +120,10 @@ def _scipy_io(purpose: str) -> Any:
 
 
 def _read_matrix_market(path: Path) -> Tensor:
-    """Dense or sparse (coordinate) Matrix Market, converted to a dense tensor.  Real and
-    integer fields come back as float64 (the file's precision; cast with ``File(dtype=...)``),
-    ``pattern`` files as ones where an entry is stored."""
+    """Matrix Market: a coordinate (sparse) file stays sparse — a CSR tensor, symmetric storage
+    expanded to both triangles — and an array file is dense.  Real and integer fields come back
+    as float64 (the file's precision; cast with ``File(dtype=...)``), ``pattern`` files as ones
+    where an entry is stored."""
     scipy_io = _scipy_io("reading")
     try:
         rows, cols, entries, layout, field, symmetry = scipy_io.mminfo(str(path))
@@ -137,15 +138,26 @@ def _read_matrix_market(path: Path) -> Tensor:
     detail = f" with {entries:,} stored entries" if layout == "coordinate" else ""
     check_size(path, (rows, cols), description, stored * (4 if layout == "coordinate" else 2), path.stat().st_size,
                "re-save it with gdla.matrices.save(tensor, path)", what_needs="text", at_least=True, detail=detail)
-    # Read as a dense float64 matrix; coordinate layout also holds its (row, column, value) triplets.
-    needed = rows * cols * 8 + (entries * 24 if layout == "coordinate" else 0)
-    check_fits_in_memory(path, (rows, cols), description, needed,
-                         "torch_gdla problems take dense matrices, so pass a smaller one", detail=detail)
+    # A dense float64 array, or (coordinate) the (row, column, value) triplets of both triangles
+    # and their CSR form.
+    needed = rows * cols * 8 if layout != "coordinate" else entries * 2 * 40 + rows * 8
+    check_fits_in_memory(path, (rows, cols), description, needed, "pass a smaller matrix", detail=detail)
     try:
         value = scipy_io.mmread(str(path))
     except ValueError as error:
         raise ArgumentError(f"{str(path)!r} is not a valid Matrix Market file ({error})") from None
-    array = value.toarray() if hasattr(value, "toarray") else np.asarray(value)
+    if hasattr(value, "tocsr"):  # coordinate: keep it sparse
+        csr = value.tocsr()
+        csr.sum_duplicates()
+        if np.iscomplexobj(csr.data):
+            raise ArgumentError(f"{str(path)!r} holds a complex matrix; torch_gdla problems take real matrices")
+        from ..operators import compact, quiet_sparse
+
+        with quiet_sparse():
+            return compact(torch.sparse_csr_tensor(torch.from_numpy(csr.indptr.astype(np.int64)),
+                                                   torch.from_numpy(csr.indices.astype(np.int64)),
+                                                   torch.from_numpy(csr.data.astype(np.float64)), size=csr.shape))
+    array = np.asarray(value)
     if np.iscomplexobj(array):
         raise ArgumentError(f"{str(path)!r} holds a complex matrix; torch_gdla problems take real matrices")
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float64))
@@ -177,11 +189,26 @@ def _as_2d(tensor: Tensor, suffix: str) -> Tensor:
 
 
 def save(tensor: Tensor, path: PathLike) -> None:
-    """Write a tensor as ``.pt``, ``.npy``, ``.csv`` or ``.mtx`` (by extension; ``.mtx`` is
-    written dense, in array format, and needs scipy)."""
+    """Write a tensor as ``.pt``, ``.npy``, ``.csv`` or ``.mtx`` (by extension; ``.mtx`` needs
+    scipy: a dense tensor is written in array format, a sparse one in coordinate format, and a
+    sparse tensor can only be written as ``.mtx`` or ``.pt``)."""
     path = Path(path)
     suffix = path.suffix.lower()
     tensor = tensor.detach().cpu()
+    if tensor.layout != torch.strided:
+        if suffix == ".mtx":
+            import scipy.sparse
+
+            coo = tensor.to_sparse_coo().coalesce()
+            rows, cols = coo.indices().numpy()
+            matrix = scipy.sparse.coo_matrix((coo.values().to(torch.float64).numpy(), (rows, cols)), shape=coo.shape)
+            _scipy_io("writing").mmwrite(str(path), matrix)
+        elif suffix in (".pt", ".pth"):
+            torch.save(tensor.clone(), path)
+        else:
+            raise ArgumentError(f"cannot write the sparse tensor to {str(path)!r}: use .mtx (coordinate) or .pt, "
+                                f"or tensor.to_dense() if it fits in memory")
+        return
     if suffix in (".pt", ".pth"):
         torch.save(tensor.clone(), path)  # clone: a view would save its whole base storage
     elif suffix == ".npy":

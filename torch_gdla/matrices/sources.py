@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ArgumentError
-from ..validation import check_choice, check_dtype, check_positive_int
+from ..validation import check_bool, check_choice, check_dtype, check_positive_int
 from .files import load
 
 __all__ = ["MatrixLike", "VectorLike", "Source", "Explicit", "Random", "Diagonal", "LowRank", "RandomMask", "File"]
@@ -136,17 +136,43 @@ class RandomMask(Source):
         return torch.rand(self.shape, generator=generator, dtype=torch.float64) < self.fraction_observed
 
 
+class Constant(Source):
+    """A tensor of ``shape`` filled with ``value`` (float64): ``b = ones(n)`` in a config."""
+
+    def __init__(self, shape: Sequence[int], value: float = 1.0, dtype: Optional[str] = None) -> None:
+        super().__init__(dtype)
+        self.shape = [check_positive_int(s, "shape entries") for s in shape]
+        self.value = float(value)
+
+    def build(self) -> Tensor:
+        return torch.full(self.shape, self.value, dtype=torch.float64)
+
+
 class File(Source):
     """A matrix file: ``.pt``/``.pth``, ``.npy``, ``.csv``/``.txt`` or Matrix Market ``.mtx``
     (the SuiteSparse collection's format; needs scipy).  Read with ``load``, which never runs
-    code from the file.  ``path`` is relative to the working directory."""
+    code from the file.  ``path`` is relative to the working directory.  A sparse (coordinate)
+    ``.mtx`` stays sparse, for the problems that take sparse matrices (``LinearSystem``);
+    ``dense=True`` densifies it for those that do not (``MatrixInverse``, ``SVD``)."""
 
-    def __init__(self, path: str, dtype: Optional[str] = None) -> None:
+    def __init__(self, path: str, dtype: Optional[str] = None, dense: bool = False) -> None:
         super().__init__(dtype)
         self.path = str(path)
+        self.dense = check_bool(dense, "dense")
 
     def build(self) -> Tensor:
-        return load(self.path)
+        matrix = load(self.path)
+        if not self.dense or matrix.layout == torch.strided:
+            return matrix
+        from pathlib import Path
+
+        from .headers import check_fits_in_memory
+
+        check_fits_in_memory(Path(self.path), tuple(matrix.shape), "sparse matrix to make dense",
+                             matrix.shape[0] * matrix.shape[1] * matrix.element_size(),
+                             "keep it sparse (dense=false) and solve it with gdla.LinearSystem",
+                             detail=f" with {matrix.values().numel():,} stored entries")
+        return matrix.to_dense()
 
 
 # What problems accept for a matrix: a tensor (Python), a nested list (YAML) or a source (either).

@@ -217,9 +217,10 @@ class LinearProblem(Problem):
         return Krylov(self.parameters(), form, on_indefinite="raise" if form.energy else "cgls")
 
     def _form(self, apply: Any, apply_t: Any, rhs: Tensor, symmetric: bool, energy: bool, scale: float,
-              weights: Optional[Tensor] = None, l2: float = 0.0) -> LinearForm:
+              weights: Optional[Tensor] = None, l2: float = 0.0, normal_residual: Optional[bool] = None) -> LinearForm:
+        normal = self.least_squares if normal_residual is None else normal_residual
         return LinearForm(apply=apply, apply_t=apply_t, rhs=rhs, columns=self._columns, spd=symmetric, energy=energy,
-                          scale=scale, normal_residual=self.least_squares, residual_norms=self._rhs_norms, l2=l2,
+                          scale=scale, normal_residual=normal, residual_norms=self._rhs_norms, l2=l2,
                           preconditioner=preconditioning.build(self.preconditioner, self.A, symmetric, weights, l2),
                           cgls_preconditioner=preconditioning.build(self.preconditioner, self.A, False, weights, l2))
 

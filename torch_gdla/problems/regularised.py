@@ -112,7 +112,7 @@ class RegularisedLeastSquares(LinearSystem):
             apply, apply_t, rhs = (lambda P: sqrt_w * matmul(A, P)), (lambda S: rmatmul(A, sqrt_w * S)), sqrt_w * B
         weights = None if sqrt_w is None else sqrt_w.square().squeeze(-1)
         return self._form(apply, apply_t, rhs, False, energy=False, scale=1.0 / (A.shape[-2] * self.num_rhs),
-                          weights=weights, l2=self.l2)
+                          weights=weights, l2=self.l2, normal_residual=True)
 
     def forward(self) -> Tensor:
         return self._regularised_losses().sum()
