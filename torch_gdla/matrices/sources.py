@@ -36,7 +36,12 @@ class Source:
         return matrix.to(self.dtype) if self.dtype is not None else matrix
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        # The fields that differ from the constructor's defaults: what a config would have to say.
+        import inspect
+
+        defaults = {name: p.default for name, p in inspect.signature(type(self).__init__).parameters.items()}
+        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items()
+                           if k not in defaults or not _same(v, defaults[k]))
         return f"{type(self).__name__}({fields})"
 
 
@@ -179,3 +184,10 @@ class File(Source):
 MatrixLike = Union[Tensor, Source, list[list[float]]]
 # Right-hand sides: one vector or a matrix of several.
 VectorLike = Union[Tensor, Source, list[float], list[list[float]]]
+
+
+def _same(value: object, default: object) -> bool:
+    try:
+        return bool(value == default)
+    except (TypeError, ValueError, RuntimeError):
+        return False
