@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import functions, matrices, optim, sharding
+from . import errors, functions, linalg, matrices, optim, sharding
 from .derivative import derivative, gradient
 from .engine import Criteria, Iteration
+from .operators import LinearOperator, aslinearoperator
 from .problems import (
     SVD,
     LinearSystem,
@@ -35,6 +36,7 @@ __all__ = [
     "Minimize", "derivative", "functions", "gradient",
     "StreamedLeastSquares", "sharding",
     "SPDMatrixInverse", "SPDLinearSystem", "RegularisedLeastSquares", "PenaltySVD", "MatrixCompletion",
+    "LinearOperator", "aslinearoperator", "linalg", "errors",
 ]
 
 _LAZY = {"SolverModule": ("torch_gdla.lightning", "SolverModule"), "metrics": ("torch_gdla.metrics", None)}

@@ -29,6 +29,18 @@ _NO_CLOSURE = ("the optimizer's step() did not call the closure; torch_gdla need
 Step = Callable[[Callable[[], Tensor]], Any]
 
 
+def _gradient_into(params: list[Tensor]) -> Callable[[Tensor], None]:
+    """loss -> the gradient of loss with respect to ``params``, written into their ``.grad``
+    (like ``loss.backward()``, but no other leaf of the graph is touched)."""
+
+    def backward(loss: Tensor) -> None:
+        for p, grad in zip(params, torch.autograd.grad(loss, params, allow_unused=True)):
+            # contiguous, as backward() leaves it: optimizers (LBFGS) view .grad flat
+            p.grad = torch.zeros_like(p) if grad is None else grad if grad.is_contiguous() else grad.contiguous()
+
+    return backward
+
+
 class Iteration:
     """Runs optimizer steps on ``problem`` and decides when to stop.
 
@@ -42,7 +54,9 @@ class Iteration:
         optimizer: a built ``torch.optim.Optimizer`` over the problem's parameters.
         criteria: the stopping rules (the default tolerance is filled in for the problem).
         max_steps: optimizer steps at most (None: no limit; the caller stops the run).
-        backward: how a loss is differentiated (Lightning passes its ``manual_backward``).
+        backward: how a loss is differentiated; None (default): into the problem's own
+            parameters only (``torch.autograd.grad``), so tensors of the caller's that a loss
+            happens to use never receive a ``.grad``.  Lightning passes its ``manual_backward``.
         deferred: keep losses on the device and read them once per block (no host
             synchronisation per step); the step where ``tol`` is met or the loss turns
             non-finite is still found exactly, while the residual, rtol and stall rules are
@@ -50,14 +64,15 @@ class Iteration:
     """
 
     def __init__(self, problem: Problem, optimizer: torch.optim.Optimizer, criteria: Optional[Criteria] = None, *,
-                 max_steps: Optional[int] = None, backward: Callable[[Tensor], Any] = Tensor.backward,
+                 max_steps: Optional[int] = None, backward: Optional[Callable[[Tensor], Any]] = None,
                  deferred: Optional[bool] = None) -> None:
         self.problem = problem
         self.optimizer = optimizer
         self.criteria = (criteria or Criteria()).for_problem(problem)
         self.max_steps = check_positive_int(max_steps, "max_steps", allow_none=True)
-        self.backward = backward
         params = [p for p in problem.parameters() if p.requires_grad]
+        self.backward = backward or _gradient_into(params)
+        self._accumulates = backward is not None  # a backward that adds to .grad needs zero_grad first
         # An optimizer that reports its own loss (Krylov recurrences) is confirmed against the
         # problem's own residual before any convergence is claimed; its iterates improve
         # monotonically, so the point returned is the last one.
@@ -92,7 +107,8 @@ class Iteration:
     # -- one evaluation ----------------------------------------------------------------------------
     def closure(self) -> Tensor:
         """Evaluate the loss and its gradient at the current parameters (what optimizers call)."""
-        self.optimizer.zero_grad()
+        if self._accumulates:
+            self.optimizer.zero_grad()
         loss = self.problem() if self._batch is None else self.problem(self._batch)
         self.backward(loss)
         self.evaluations += 1
@@ -194,8 +210,9 @@ class Iteration:
             shown = ", ".join(str(i) for i in failing[:5]) + (", ..." if len(failing) > 5 else "")
             converged = False
             reason += f" (batch members not converged: {len(failing)} of {members.numel()}: {shown})"
+        solution = self.problem.attach(self.problem.solution) if torch.is_grad_enabled() else self.problem.solution
         return Result(
-            solution=self.problem.solution, converged=converged, status=status, reason=reason, steps=self.steps,
+            solution=solution, converged=converged, status=status, reason=reason, steps=self.steps,
             evaluations=self.evaluations, loss=loss, residual=float(residuals.max()), history=self.history.losses(),
             residuals=residuals, member_converged=members, stats=dict(getattr(self.optimizer, "stats", {})),
         )

@@ -117,7 +117,7 @@ class SolverModule(pl.LightningModule):
         # Direct steps need no precision scaling or DDP gradient averaging; otherwise
         # Lightning's manual_backward does both.
         self.iteration = Iteration(self.problem, self._optimizer or trainer.optimizers[0], self.criteria,
-                                   max_steps=max_steps, backward=Tensor.backward if self._direct else self.manual_backward,
+                                   max_steps=max_steps, backward=None if self._direct else self.manual_backward,
                                    deferred=self.deferred_checks)
         self.block.align_to(checkpoint_step_intervals(trainer))
         if self._resume_state is not None:

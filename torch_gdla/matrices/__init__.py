@@ -25,7 +25,6 @@ from .gallery import (
     Vandermonde,
     Wilkinson,
 )
-from .sparse import Poisson2D
 from .sources import (
     Constant,
     Diagonal,
@@ -38,6 +37,7 @@ from .sources import (
     Source,
     VectorLike,
 )
+from .sparse import Poisson2D
 
 __all__ = [
     "MatrixLike", "VectorLike", "Source", "Explicit", "Random", "Diagonal", "File", "load", "save", "DTYPES",

@@ -55,6 +55,8 @@ class Problem(nn.Module, metaclass=abc.ABCMeta):
     ``measures(reference)`` solution-quality measures (name -> per-member tensor); the Lightning
                             side logs them as torchmetrics
     ``train_dataloader()``  the rows of a data-driven problem
+    ``attach(solution)``    the solution attached to the autograd graph of given tensors that
+                            require grad (implicit differentiation; default: detached)
     ``num_pieces``,         how the unknown splits into independent pieces for
     ``split(indices)``,     ``gdla.sharding`` (default: it does not)
     ``join(pieces)``
@@ -177,6 +179,12 @@ class Problem(nn.Module, metaclass=abc.ABCMeta):
             return self.reference_errors(cache[0])
 
         return reference_error
+
+    def attach(self, solution: Any) -> Any:
+        """``solution`` attached to the autograd graph of the given tensors that require grad
+        (by implicit differentiation, as ``gdla.linalg`` does); the default leaves it detached
+        (a problem whose answer gradients cannot reach)."""
+        return solution
 
     def train_dataloader(self) -> Any:
         """The DataLoader of a data-driven problem (``uses_data``), unless a datamodule is given."""

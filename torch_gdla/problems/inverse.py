@@ -92,6 +92,9 @@ class MatrixInverse(Problem, metaclass=Family):
         self.seed = check_int(seed, "seed")
         if isinstance(init, str):
             raise ArgumentError(f"init must be a tensor of M's shape {tuple(matrix.shape)}, or None for the seeded uniform start; got {init!r}")
+        # The caller's M, when gradients are to flow into it (see attach): in a tuple, so that an
+        # nn.Parameter is not registered as one of this problem's own.
+        self._given = (M,) if isinstance(M, Tensor) and M.requires_grad else None
         self.register_buffer("M", matrix)
         self.register_buffer("identity", torch.eye(matrix.shape[-1], dtype=matrix.dtype, device=matrix.device))
         start = seeded_uniform(matrix.shape, seed, matrix) if init is None else check_init(init, "init", matrix.shape, matrix)
@@ -164,6 +167,14 @@ class MatrixInverse(Problem, metaclass=Family):
                           rhs=self.identity.expand_as(M), columns=self._unknown_columns, spd=symmetric,
                           energy=self.assume == "spd", scale=1.0 / (n * n), normal_residual=False,
                           residual_norms=torch.full(self.batch_shape, math.sqrt(n), dtype=M.dtype, device=M.device))
+
+    def attach(self, solution: Tensor) -> Tensor:
+        """X attached to the graph of M (if it requires grad), as ``gdla.linalg.inv`` differentiates it."""
+        if self._given is None:
+            return solution
+        from ..linalg import solvers
+
+        return solvers.attach_inverse(self._given[0], solution)
 
     def _unknown_columns(self, X: Tensor) -> Tensor:
         # side="left": the rows of X, as the columns of a view of Xᵀ (writes go through to X).

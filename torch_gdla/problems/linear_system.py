@@ -114,6 +114,9 @@ class LinearProblem(Problem):
                  preconditioner: PreconditionerLike = None) -> None:
         super().__init__()
         self.preconditioner = check_preconditioner(preconditioner)
+        # The caller's tensors, when gradients are to flow into them (see attach); kept as plain
+        # references, outside the state_dict.
+        self._given = (A, b) if _requires_grad(A, b) else None
         matrix = as_operand(A, "A")
         rhs, self.vector_rhs = _check_rhs(b, matrix, describe(A, "A"))
         check_int(seed, "seed")
@@ -295,6 +298,15 @@ class LinearSystem(LinearProblem, metaclass=Family):
         return batched_mse(difference, len(self.batch_shape), reduce_batch=False)
 
 
+    def attach(self, solution: Tensor) -> Tensor:
+        """x attached to the graph of A and b (if they require grad): a square A as
+        ``gdla.linalg.solve`` differentiates it, a rectangular one as ``gdla.linalg.lstsq``."""
+        if self._given is None:
+            return solution
+        from ..linalg import solvers
+
+        return solvers.attach_solution(self._given[0], self._given[1], solution, self.assume, self.least_squares)
+
     def linear_form(self) -> LinearForm:
         """mse = ‖AX − B‖²/(m·k): CG on A when A is symmetric (checked in O(n²) or O(nnz); an
         indefinite A switches to CGLS at the first non-positive curvature), else CGLS."""
@@ -345,6 +357,10 @@ class LinearSystem(LinearProblem, metaclass=Family):
         ``1/lipschitz()`` is a step length that always converges (‖A‖₂ is estimated for a large
         or sparse A; see ``norm_bound``)."""
         return 2.0 / (self.A.shape[-2] * self.num_rhs) * norm_bound(self.A) ** 2
+
+
+def _requires_grad(*tensors: Any) -> bool:
+    return any(isinstance(t, Tensor) and t.requires_grad for t in tensors)
 
 
 def norm_bound(A: OperatorLike) -> float:
