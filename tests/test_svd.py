@@ -69,6 +69,7 @@ def test_seed_recipe_M5_plateaus_with_a_zero_singular_value():
     assert not result.converged
 
 
+@pytest.mark.slow
 def test_seed_recipe_M3_stalls():
     # σ₃ = 0.612 and σ₄ = 0.554 are close: mixing their vectors barely changes the loss, and
     # the 1/100 penalty tolerates non-orthogonal columns, so SGD crawls along that valley.
