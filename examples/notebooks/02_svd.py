@@ -122,6 +122,7 @@ for ax, (name, M) in zip(axes, matrices.items()):
     ax.plot(index, default[name].solution.S, ".", markersize=7, label='default (method="orthogonal")')
     ax.set_title(name)
     ax.set_xlabel("index")
+    ax.set_xticks(index.tolist())
 axes[0].set_ylabel("singular value")
 axes[0].legend(fontsize=8)
 fig.suptitle("Singular values found")

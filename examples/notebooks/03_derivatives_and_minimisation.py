@@ -106,6 +106,8 @@ for name, result in results.items():
         steps[finite], gap[finite], marker="." if len(gap) < 10 else None, label=f"{name} ({result.status.name})"
     )
 ax.axhline(1e-6, color="gray", linestyle=":", label="tol: 4 + 1e-6")
+ax.set_ylim(1e-8, 1e4)  # SGD leaves the plot upwards: 5e10, 2e52, 7e259, then inf
+ax.annotate("SGD: loss inf at step 4", xy=(4, 1e4), xytext=(30, 1e2), arrowprops={"arrowstyle": "->"})
 ax.set_xlabel("iteration")
 ax.set_ylabel("f(x) − 4")
 ax.set_title("x⁶ + y⁶ + z⁶ + w⁶ + 4: SGD diverges, Adam converges, staged Adam is faster")
