@@ -126,6 +126,7 @@ def test_wide_matrix_and_float32():
     assert ((S.double() - sigma).abs() / sigma).max().item() <= 1e-4
 
 
+@pytest.mark.slow  # long: a 200×100 SVD
 def test_truncated_svd_finds_the_top_triplets():
     generator = torch.Generator().manual_seed(0)
     Q1, _ = torch.linalg.qr(torch.randn(200, 100, generator=generator, dtype=torch.float64))
@@ -171,6 +172,7 @@ def test_batched_members_solved_independently():
     assert svd.losses().shape == (2,)
 
 
+@pytest.mark.slow  # long: 300 SGD steps of the orthonormal SVD (matrix exponentials)
 def test_plain_torch_optim_loop():
     svd = gdla.SVD(seed_matrix("M1", torch.float64))
     optimizer = torch.optim.SGD(svd.parameters(), lr=0.5, momentum=0.9)
