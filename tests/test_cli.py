@@ -17,6 +17,7 @@ def run_cli(config: str, tmp_path, *extra: str):
     return GdlaCLI(args=args)
 
 
+@pytest.mark.slow
 def test_inverse_random_config(tmp_path, capsys):
     cli = run_cli("inverse_random.yaml", tmp_path)
     result = cli.model.result
@@ -32,6 +33,7 @@ def test_inverse_random_config(tmp_path, capsys):
         assert field in out
 
 
+@pytest.mark.slow
 def test_inverse_diagonal_config(tmp_path):
     history = run_cli("inverse_diagonal.yaml", tmp_path).model.result.history
     assert history[0].item() == pytest.approx(1.6650, abs=1e-4)
@@ -45,6 +47,7 @@ def test_linear_system_config(tmp_path):
     assert torch.allclose(result.solution, torch.tensor([1.0, 2.0, 3.0, 4.0]), atol=5e-5)
 
 
+@pytest.mark.slow
 def test_console_script_print_config():
     out = subprocess.run([sys.executable, "-m", "torch_gdla", "fit", "--config", str(CONFIGS / "linear_system.yaml"),
                           "--print_config"], capture_output=True, text=True, check=True).stdout

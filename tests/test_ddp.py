@@ -15,6 +15,8 @@ import torch
 
 import torch_gdla as gdla
 
+pytestmark = pytest.mark.slow  # subprocesses: two gloo processes per test
+
 SCRIPT = Path(__file__).resolve().parent / "ddp_script.py"
 EPOCHS = 30
 LR = 0.4

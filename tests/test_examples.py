@@ -16,6 +16,7 @@ def load(name):
     return module
 
 
+@pytest.mark.slow
 def test_mlp_digits_readout_by_linear_system():
     pytest.importorskip("sklearn")
     figures = load("mlp_digits").main(epochs=2, verbose=False)
@@ -35,6 +36,7 @@ def test_warm_start_inverse_keeps_up_with_a_drifting_matrix():
     assert figures["inverse_error"] < 2e-3
 
 
+@pytest.mark.slow
 def test_warm_start_inverse_runs_as_a_script():
     out = subprocess.run([sys.executable, str(EXAMPLES / "warm_start_inverse.py"), "--train-steps", "20"],
                          capture_output=True, text=True, check=True).stdout

@@ -133,6 +133,7 @@ def test_csv_logger_records_loss_by_optimizer_step(M1, tmp_path):
     assert [int(float(line.split(",")[2])) for line in lines[1:]] == [100, 200, 300]
 
 
+@pytest.mark.slow  # a fresh interpreter (subprocess)
 def test_import_is_lazy():
     code = ("import sys, torch_gdla; "
             "print('pytorch_lightning' in sys.modules, 'torchmetrics' in sys.modules, 'lightning' in sys.modules)")

@@ -69,6 +69,7 @@ class Rows(Dataset):
         return self.A[i], self.b[i]
 
 
+@pytest.mark.slow
 def test_dataset_of_rows_with_sgd(files):
     _, A, B = files
     problem = gdla.StreamedLeastSquares(Rows(A, B[:, 0]), batch_size=500, shuffle=False)

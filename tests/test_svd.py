@@ -70,6 +70,7 @@ def test_seed_recipe_M5_plateaus_with_a_zero_singular_value():
     assert not result.converged
 
 
+@pytest.mark.slow
 def test_seed_recipe_M3_stalls():
     # σ₃ = 0.612 and σ₄ = 0.554 are close: mixing their vectors barely changes the loss, and
     # the 1/100 penalty tolerates non-orthogonal columns, so SGD crawls along that valley.
@@ -126,6 +127,7 @@ def test_wide_matrix_and_float32():
     assert ((S.double() - sigma).abs() / sigma).max().item() <= 1e-4
 
 
+@pytest.mark.slow  # long: a 200×100 SVD
 def test_truncated_svd_finds_the_top_triplets():
     generator = torch.Generator().manual_seed(0)
     Q1, _ = torch.linalg.qr(torch.randn(200, 100, generator=generator, dtype=torch.float64))
@@ -171,6 +173,7 @@ def test_batched_members_solved_independently():
     assert svd.losses().shape == (2,)
 
 
+@pytest.mark.slow  # long: 300 SGD steps of the orthonormal SVD (matrix exponentials)
 def test_plain_torch_optim_loop():
     svd = gdla.SVD(seed_matrix("M1", torch.float64))
     optimizer = torch.optim.SGD(svd.parameters(), lr=0.5, momentum=0.9)
