@@ -106,8 +106,8 @@ class LastIterate(HostBest):
 
     keeps_point = False
 
-    def observe(self, loss: Tensor) -> float:
-        value = loss.item()
+    def observe(self, loss: Union[Tensor, float]) -> float:
+        value = loss if isinstance(loss, float) else loss.item()  # a Krylov method reports a float
         if math.isfinite(value):
             self.best_loss = value
             self.min_loss = min(self.min_loss, value)

@@ -10,7 +10,7 @@ class LossHistory:
     the lowest-so-far loss after it (for the stall rules).  A tensor ``__setitem__`` costs
     microseconds per step; a NumPy store costs nanoseconds."""
 
-    INITIAL = 1024
+    INITIAL = 256
 
     def __init__(self) -> None:
         self._losses = torch.empty(self.INITIAL, dtype=torch.float64)
@@ -36,7 +36,9 @@ class LossHistory:
         self._losses, self._loss_view, self._best_view = losses, losses.numpy(), best
 
     def append(self, loss: float, best: float) -> None:
-        """Record a finished step (``reserve`` first)."""
+        """Record a finished step (room grows by doubling when needed)."""
+        if self._size == len(self._loss_view):
+            self.reserve(1)
         self._loss_view[self._size] = loss
         self._best_view[self._size] = best
         self._size += 1

@@ -9,6 +9,7 @@ pieces each live in their own module: best-so-far tracking (:mod:`.best`), the l
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Callable, Optional
 
 import torch
@@ -121,7 +122,7 @@ class Iteration:
         self._step_value = None
         returned = step(self.closure)
         if self._step_value is None:
-            if not (self.self_evaluating and isinstance(returned, Tensor)):
+            if not (self.self_evaluating and isinstance(returned, (Tensor, float))):
                 raise RuntimeError(_NO_CLOSURE)
             # A Krylov method's loss at its new iterate, from its recurrences (no forward pass;
             # counted as the step's evaluation of the loss).
@@ -137,9 +138,13 @@ class Iteration:
             remaining = self.remaining
             n_steps = n_steps if remaining is None else min(n_steps, remaining)
             self._batch = batch
-            self.history.reserve(n_steps)
+            if step is None and self.self_evaluating and hasattr(self.optimizer, "iterate"):
+                # A Krylov method's iteration, without torch.optim's per-step hooks (see iterate)
+                iterate = self.optimizer.iterate
+                step = lambda closure: iterate()  # noqa: E731
             try:
-                self._run(n_steps, step or self.optimizer.step)
+                with torch.no_grad() if self.self_evaluating else contextlib.nullcontext():
+                    self._run(n_steps, step or self.optimizer.step)
             except KeyboardInterrupt:
                 self._stop(Status.INTERRUPTED, f"interrupted at step {self.steps}; the best solution so far is returned")
             if self.status is None and self.remaining == 0:
@@ -180,9 +185,12 @@ class Iteration:
     # -- the end ------------------------------------------------------------------------------------
     @torch.no_grad()
     def best_residual(self) -> float:
-        """``problem.residual()`` at the kept point, without disturbing the optimizer's iterate."""
+        """``problem.residual()`` at the kept point, without disturbing the optimizer's iterate
+        (kept with the step count, so finish() does not compute it again at the same point)."""
         with self.best.loaded():
-            return self.problem.residual()
+            residuals = self.problem.residuals()
+        self._checked = (self.steps, residuals)
+        return float(residuals.max())
 
     @property
     def last_loss(self) -> float:
@@ -201,7 +209,8 @@ class Iteration:
             # The loss at the returned point: the kept point's, or re-evaluated from the data
             # (a stochastic problem over all its data; recurrences may have drifted).
             loss = self.best.best_loss if self.best.keeps_point else float(self.problem.losses().sum())
-            residuals = self.problem.residuals().detach()
+            checked = getattr(self, "_checked", None)
+            residuals = checked[1] if checked and checked[0] == self.steps else self.problem.residuals().detach()
         members = self._member_converged(status, residuals)
         converged, reason = status.converged, self.detail or status.value
         if members is not None and not bool(members.all()):

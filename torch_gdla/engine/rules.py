@@ -41,7 +41,7 @@ SLOW_PROGRESS = 0.5
 class Estimator(Protocol):
     """An optimizer whose reported losses come from its own recurrences (a Krylov method)."""
 
-    def residual_estimate(self) -> Tensor: ...
+    def residual_estimate(self) -> float: ...
 
     def refresh(self) -> None: ...
 
@@ -137,7 +137,7 @@ class StoppingRules:
     def _residual_rule(self, steps: int) -> Optional[Verdict]:
         tol = self.criteria.residual_tol
         if self.estimate is not None:
-            if float(self.estimate.residual_estimate().max()) > tol:  # type: ignore[operator]
+            if self.estimate.residual_estimate() > tol:  # type: ignore[operator]
                 return None
             residual = self.best_residual()
             if residual <= tol:  # type: ignore[operator]

@@ -47,7 +47,7 @@ class LinearForm:
         residual_norms: the residual's per-member denominators (0: absolute).
         l2: ridge damping (CGLS only).
         preconditioner: ``P -> M⁻¹ P`` or None.
-        counts: columns per application (k), for the operator-application statistics.
+        cgls_preconditioner: the preconditioner after a switch from CG to CGLS (an indefinite A).
     """
 
     apply: Block
@@ -71,8 +71,6 @@ def _dot(a: Tensor, b: Tensor) -> Tensor:
     iterates do."""
     if a.dtype != torch.float64:
         a, b = a.double(), b.double()
-    if a.dim() == 2 and a.shape[-1] == 1:  # one vector: BLAS dot, without a temporary
-        return torch.dot(a[:, 0], b[:, 0]).reshape(1)
     return (a * b).sum(dim=-2)
 
 
@@ -87,6 +85,17 @@ def _ratio(numerator: Tensor, denominator: Tensor) -> Tensor:
                        torch.zeros_like(numerator))
 
 
+def _vdot(a: Tensor, b: Tensor) -> float:
+    """The inner product of two (n, 1) columns, as a Python float (accumulated in float64)."""
+    if a.dtype != torch.float64:
+        a, b = a.double(), b.double()
+    return float(a.mT @ b)  # one small kernel: cheaper than dot on views for tiny systems
+
+
+def _fraction(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator > 0 else 0.0
+
+
 class Krylov(Optimizer):
     """CG or CGLS on a :class:`LinearForm`, one iteration per ``step()``.
 
@@ -96,9 +105,14 @@ class Krylov(Optimizer):
         on_indefinite: what to do when CG meets a direction of non-positive curvature (A is not
             positive definite): ``"raise"`` (the caller declared A SPD) or ``"cgls"`` (switch to
             CGLS from the current point: the default for a matrix found symmetric).
+
+    Two kernels run the same recurrences: one on blocks of columns with per-column scalars as
+    tensors (batched, and on a GPU without host synchronisation), and one for a single vector on
+    the CPU with its scalars as Python floats — a fifth of the small tensor operations, which
+    dominate the cost of a small system.
     """
 
-    self_evaluating = True  # step() returns the loss at the new iterate; the closure is not called
+    self_evaluating = True  # iterate()/step() return the loss at the new iterate; no closure is called
 
     def __init__(self, params: Iterable[Any], form: LinearForm, on_indefinite: str = "raise") -> None:
         super().__init__(params, defaults={})
@@ -113,18 +127,24 @@ class Krylov(Optimizer):
         self.method = "cg" if form.spd else "cgls"
         self.applications = 0  # A applications (columns), as scipy counts matvecs
         self.adjoint_applications = 0  # Aᵀ applications (columns)
+        rhs = form.rhs
+        self._vector = rhs.dim() == 2 and rhs.shape[-1] == 1 and rhs.device.type == "cpu"
+        self._count = rhs[..., 0, :].numel()  # columns per application, batch members included
 
     # -- operator applications, counted -----------------------------------------------------------------
     def _A(self, P: Tensor) -> Tensor:
-        self.applications += P.shape[-1] * max(1, P[..., 0, 0].numel())
+        self.applications += self._count
         return self.form.apply(P)
 
     def _At(self, S: Tensor) -> Tensor:
-        self.adjoint_applications += S.shape[-1] * max(1, S[..., 0, 0].numel())
+        self.adjoint_applications += self._count
         return self.form.apply_t(S)
 
     def _M(self, R: Tensor) -> Tensor:
         return R if self.form.preconditioner is None else self.form.preconditioner(R)
+
+    def _inner(self, a: Tensor, b: Tensor) -> Any:
+        return _vdot(a, b) if self._vector else _dot(a, b)
 
     @property
     def stats(self) -> dict[str, int]:
@@ -145,9 +165,9 @@ class Krylov(Optimizer):
             if self.form.l2:
                 R = R - self.form.l2 * X
         Z = self._M(R)
-        rz = _dot(R, Z)
+        rz = self._inner(R, Z)
         plain = self.form.preconditioner is None
-        state.update(ss=rz if plain and self.method == "cg" else _dot(S, S), rr=rz if plain else _dot(R, R))
+        state.update(ss=rz if plain and self.method == "cg" else self._inner(S, S), rr=rz if plain else self._inner(R, R))
         if "floor" not in state:
             # A column whose rᵀz falls to rounding level — eps² of its value at x = 0, the scale of
             # the problem — has converged as far as the arithmetic allows; stepping it further
@@ -155,23 +175,33 @@ class Krylov(Optimizer):
             # is zero from then on.
             at_zero = rz if not bool(X.any()) else self._rz_at_zero()
             state["floor"] = at_zero * torch.finfo(self.param.dtype).eps ** 2  # the data's eps, not float64's
-        state.update(S=S, R=R, P=Z.clone(), rz=rz, indefinite=torch.zeros((), dtype=torch.bool, device=R.device))
+        state.update(S=S, R=R, P=Z.clone(), rz=rz, indefinite=False if self._vector else
+                     torch.zeros((), dtype=torch.bool, device=R.device))
 
-    def _rz_at_zero(self) -> Tensor:
+    def _rz_at_zero(self) -> Any:
         """rᵀM⁻¹r at x = 0: r = B (CG) or AᵀB (CGLS; one Aᵀ application)."""
         R = self.form.rhs if self.method == "cg" else self._At(self.form.rhs)
-        return _dot(R, self._M(R))
+        return self._inner(R, self._M(R))
 
     @torch.no_grad()
     def step(self, closure: Optional[Callable[[], Tensor]] = None) -> Tensor:  # type: ignore[override]
+        """One iteration; the loss at the new iterate (the closure is not used)."""
+        return torch.as_tensor(self.iterate(), dtype=self.param.dtype)
+
+    def iterate(self) -> float:
+        """One iteration (call under ``torch.no_grad()``); the loss at the new iterate, from the
+        recurrences.  What ``step`` does, without torch.optim's per-step hooks and profiler
+        records — the engine calls this directly."""
         state = self.state[self.param]
         if "R" not in state:
             self.refresh()
-        if self.method == "cg":
-            self._cg(state)
+        if self._vector:
+            self._cg_vector(state) if self.method == "cg" else self._cgls_vector(state)
+            converged = state["rz"] <= state["floor"]
         else:
-            self._cgls(state)
-        if not bool((state["rz"] <= state["floor"]).all()):
+            self._cg(state) if self.method == "cg" else self._cgls(state)
+            converged = bool((state["rz"] <= state["floor"]).all())
+        if not converged:
             state["settled"] = False
         elif not state.get("settled", False):
             # Every column's recurrence is at its rounding floor: restart once from the true
@@ -181,14 +211,14 @@ class Krylov(Optimizer):
             self.refresh()
         return self.loss()
 
-    def _cg(self, state: dict[str, Tensor]) -> None:
+    def _cg(self, state: dict[str, Any]) -> None:
         X, P, R, rz = self.form.columns(self.param), state["P"], state["R"], state["rz"]
         Q = self._A(P)
         curvature = _dot(P, Q)
         active = rz > state["floor"]
         state["indefinite"] = state["indefinite"] | (active & (curvature <= 0)).any()
         if self.param.device.type == "cpu" and bool(state["indefinite"]):
-            return self._indefinite(state)
+            return self._indefinite()
         alpha = _column(_ratio(torch.where(active, rz, torch.zeros_like(rz)), curvature), P)
         X.addcmul_(alpha, P)
         R.addcmul_(alpha, Q, value=-1)
@@ -198,8 +228,25 @@ class Krylov(Optimizer):
         rr = rz_new if self.form.preconditioner is None else _dot(R, R)
         state.update(S=R, rz=rz_new, ss=rr, rr=rr)
 
-    def _cgls(self, state: dict[str, Tensor]) -> None:
-        X, P, R, S, rz = self.form.columns(self.param), state["P"], state["R"], state["S"], state["rz"]
+    def _cg_vector(self, state: dict[str, Any]) -> None:
+        X, P, R, rz = self.form.columns(self.param), state["P"], state["R"], state["rz"]
+        if rz <= state["floor"]:
+            return
+        Q = self._A(P)
+        curvature = _vdot(P, Q)
+        if curvature <= 0:
+            return self._indefinite()
+        alpha = rz / curvature
+        X.add_(P, alpha=alpha)
+        R.add_(Q, alpha=-alpha)
+        Z = self._M(R)
+        rz_new = _vdot(R, Z)
+        P.mul_(_fraction(rz_new, rz)).add_(Z)
+        rr = rz_new if self.form.preconditioner is None else _vdot(R, R)
+        state.update(S=R, rz=rz_new, ss=rr, rr=rr)
+
+    def _cgls(self, state: dict[str, Any]) -> None:
+        X, P, S, rz = self.form.columns(self.param), state["P"], state["S"], state["rz"]
         Q = self._A(P)
         denominator = _dot(Q, Q) + self.form.l2 * _dot(P, P) if self.form.l2 else _dot(Q, Q)
         alpha = _column(_ratio(torch.where(rz > state["floor"], rz, torch.zeros_like(rz)), denominator), P)
@@ -214,7 +261,25 @@ class Krylov(Optimizer):
         rr = rz_new if self.form.preconditioner is None else _dot(R, R)
         state.update(R=R, rz=rz_new, ss=_dot(S, S), rr=rr)
 
-    def _indefinite(self, state: dict[str, Tensor]) -> None:
+    def _cgls_vector(self, state: dict[str, Any]) -> None:
+        X, P, S, rz = self.form.columns(self.param), state["P"], state["S"], state["rz"]
+        if rz <= state["floor"]:
+            return
+        Q = self._A(P)
+        denominator = _vdot(Q, Q) + (self.form.l2 * _vdot(P, P) if self.form.l2 else 0.0)
+        alpha = _fraction(rz, denominator)
+        X.add_(P, alpha=alpha)
+        S.add_(Q, alpha=-alpha)
+        R = self._At(S)
+        if self.form.l2:
+            R = R - self.form.l2 * X
+        Z = self._M(R)
+        rz_new = _vdot(R, Z)
+        P.mul_(_fraction(rz_new, rz)).add_(Z)
+        rr = rz_new if self.form.preconditioner is None else _vdot(R, R)
+        state.update(R=R, rz=rz_new, ss=_vdot(S, S), rr=rr)
+
+    def _indefinite(self) -> None:
         if self.on_indefinite == "raise":
             raise NotConvergedError(
                 'the matrix is not positive definite: conjugate gradient met a direction p with pᵀAp <= 0. '
@@ -223,27 +288,36 @@ class Krylov(Optimizer):
         self.form.preconditioner = self.form.cgls_preconditioner
         self.refresh()
 
-    # -- what the engine reads ------------------------------------------------------------------------------
-    @torch.no_grad()
-    def loss(self) -> Tensor:
+    # -- what the engine reads (it calls these under torch.no_grad()) ----------------------------------------
+    def loss(self) -> float:
         """The problem's loss at the current iterate, from the recurrences (no application)."""
         form, state = self.form, self.state[self.param]
-        X = form.columns(self.param)
         if form.energy:  # ½xᵀAx − bᵀx = −½xᵀ(b + r) with r = b − Ax
-            value = -0.5 * _dot(X, form.rhs + state["S"]).sum()
+            X = form.columns(self.param)
+            value = -0.5 * _total(self._inner(X, form.rhs + state["S"]))
         else:  # ‖S‖² per column, kept by the step
-            value = state["ss"].sum() + (form.l2 * _dot(X, X).sum() if form.l2 else 0.0)
-        return (form.scale * value).to(self.param.dtype)
+            value = _total(state["ss"])
+            if form.l2:
+                X = form.columns(self.param)
+                value += form.l2 * _total(self._inner(X, X))
+        return form.scale * value
 
-    @torch.no_grad()
-    def residual_estimate(self) -> Tensor:
-        """The problem's relative residual per member, from the recurrences."""
+    def residual_estimate(self) -> float:
+        """The problem's relative residual of the worst member, from the recurrences."""
         state = self.state[self.param]
-        if bool(state.get("indefinite", False)):
-            self._indefinite(state)
+        if not self._vector and bool(state.get("indefinite", False)):
+            self._indefinite()
         if "R" not in state:
             self.refresh()
         squares = state["rr"] if self.form.normal_residual else state["ss"]
-        norms = squares.sum(dim=-1).sqrt().to(self.param.dtype)  # columns of a member together
         denominators = self.form.residual_norms
-        return torch.where(denominators > 0, norms / denominators.clamp_min(torch.finfo(norms.dtype).tiny), norms)
+        if self._vector:
+            norm, scale = squares ** 0.5, float(denominators)
+            return norm / scale if scale > 0 else norm
+        norms = squares.sum(dim=-1).sqrt().to(self.param.dtype)  # columns of a member together
+        relative = torch.where(denominators > 0, norms / denominators.clamp_min(torch.finfo(norms.dtype).tiny), norms)
+        return float(relative.max())
+
+
+def _total(value: Any) -> float:
+    return value if isinstance(value, float) else float(value.sum())

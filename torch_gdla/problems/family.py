@@ -11,6 +11,7 @@ checked against.
 from __future__ import annotations
 
 import abc
+import functools
 import inspect
 from typing import Any
 
@@ -32,7 +33,7 @@ class Family(abc.ABCMeta):
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
         if "_variant" in vars(cls):
             try:
-                bound = inspect.signature(getattr(cls, "__init__")).bind(None, *args, **kwargs)  # None: self
+                bound = _signature(cls).bind(None, *args, **kwargs)  # None: self
             except TypeError as error:
                 raise TypeError(f"{cls.__name__}(): {error}") from None
             arguments = dict(list(bound.arguments.items())[1:])
@@ -42,6 +43,13 @@ class Family(abc.ABCMeta):
         return super().__call__(*args, **kwargs)
 
 
+@functools.lru_cache(maxsize=None)
+def _signature(cls: type) -> inspect.Signature:
+    """The root's ``__init__`` signature, computed once (inspect is slow, and a family's root is
+    called for every problem built, e.g. per call of ``gdla.linalg.solve``)."""
+    return inspect.signature(getattr(cls, "__init__"))
+
+
 def check_variant(instance: Any, root: Any, **selectors: Any) -> None:
     """Refuse selector arguments that ask for a variant ``instance`` is not.
 
@@ -49,6 +57,8 @@ def check_variant(instance: Any, root: Any, **selectors: Any) -> None:
     passes), a variant passes the defaults, and a user's subclass of the root that passes, say,
     ``l1=...`` learns which variant to derive from instead of silently getting another loss.
     """
+    if type(instance) is root:
+        return  # only a call of the root builds the root, and it chose the root for these selectors
     variant, _ = root._variant(dict(selectors))
     if not isinstance(instance, variant):
         defaults = inspect.signature(root.__init__).parameters
