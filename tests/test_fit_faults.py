@@ -81,7 +81,7 @@ def test_a_checkpoint_of_another_problem_is_refused(run_dir, capsys):
     last = checkpoint_dir(run_dir) / "last.ckpt"
     err = usage_error(capsys, fit_args(run_dir, "--ckpt_path", str(last), "--model.problem.init_args.M.init_args.shape",
                                        "[3, 3]"))
-    assert "is a checkpoint of a different problem: problem.X has shape (4, 4) there and (3, 3) in this config" in err
+    assert "is a checkpoint of a different problem: the shape of M is (4, 4) there and (3, 3) in this config" in err
 
 
 def test_ckpt_path_last_without_last_ckpt_lists_what_is_there(run_dir, capsys):

@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterable, Optional
 import torch
 
 from .errors import ArgumentError
+from .fingerprints import FINGERPRINT_KEY, difference
 
 __all__ = ["CheckpointError", "CheckpointInfo", "read_checkpoint", "intact_checkpoints", "find_last", "check_resume",
            "atomic_save", "ITERATION_KEY"]
@@ -37,6 +38,7 @@ class CheckpointInfo:
     path: Path
     step: int  # the Trainer's global_step: optimizer steps taken
     shapes: dict[str, tuple[int, ...]]  # the module's state_dict: name -> shape
+    fingerprint: Optional[dict[str, Any]] = None  # the problem it belongs to; None: written before fingerprints
 
 
 def read_checkpoint(path: str | os.PathLike) -> CheckpointInfo:
@@ -64,7 +66,7 @@ def read_checkpoint(path: str | os.PathLike) -> CheckpointInfo:
     if not isinstance(step, int):
         raise CheckpointError(f"{not_ours} (it has no global_step)")
     shapes = {name: tuple(value.shape) for name, value in checkpoint["state_dict"].items() if isinstance(value, torch.Tensor)}
-    return CheckpointInfo(path=path, step=step, shapes=shapes)
+    return CheckpointInfo(path=path, step=step, shapes=shapes, fingerprint=checkpoint.get(FINGERPRINT_KEY))
 
 
 def intact_checkpoints(directory: Path, exclude: Iterable[Path] = ()) -> list[CheckpointInfo]:
@@ -107,12 +109,15 @@ def find_last(directories: Iterable[Path]) -> Optional[Path]:
     return None
 
 
-def check_resume(ckpt_path: str, directories: Iterable[Path], state: dict[str, Any]) -> Optional[CheckpointInfo]:
+def check_resume(ckpt_path: str, directories: Iterable[Path], state: dict[str, Any],
+                 fingerprint: Optional[dict[str, Any]] = None) -> Optional[CheckpointInfo]:
     """Check the checkpoint ``--ckpt_path`` names before Lightning loads it.
 
     ``directories`` are the run's checkpoint directories (for ``last``); ``state`` is the
-    module's ``state_dict()``, whose tensors must have the checkpoint's shapes.  Returns None
-    for ``last`` with no checkpoint yet; raises :class:`CheckpointError` otherwise."""
+    module's ``state_dict()``, whose tensors must have the checkpoint's shapes; ``fingerprint``
+    is this problem's (:func:`torch_gdla.fingerprints.fingerprint`), which must match the
+    checkpoint's when it has one.  Returns None for ``last`` with no checkpoint yet; raises
+    :class:`CheckpointError` when the checkpoint cannot be resumed into this problem."""
     if ckpt_path == "last":
         path = find_last(list(directories))
         if path is None:
@@ -125,6 +130,11 @@ def check_resume(ckpt_path: str, directories: Iterable[Path], state: dict[str, A
         info = read_checkpoint(path)
     except CheckpointError as error:
         raise CheckpointError(f"{error}; {_offer(path.parent, [path])}") from None
+    differs = None if fingerprint is None or info.fingerprint is None else difference(info.fingerprint, fingerprint)
+    if differs is not None:
+        raise CheckpointError(f"{path} is a checkpoint of a different problem: {differs.replace('this one', 'this config')}; "
+                              "start without --ckpt_path (under another --trainer.logger.init_args.name to keep that "
+                              "run's checkpoints), or point at a checkpoint of this problem")
     for name, value in state.items():
         saved = info.shapes.get(name)
         if isinstance(value, torch.Tensor) and saved is not None and saved != tuple(value.shape):

@@ -16,6 +16,7 @@ import errno
 import os
 import re
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, NoReturn, Optional
 
@@ -33,6 +34,7 @@ from pytorch_lightning.plugins import CheckpointIO
 from .checkpoints import CheckpointError, CheckpointInfo, check_resume
 from .cli_checks import check_fit_arguments, check_output
 from .errors import ArgumentError
+from .fingerprints import UnverifiedCheckpointWarning, fingerprint
 from .lightning import SolverModule
 from .lightning.support import AtomicCheckpointIO, interrupt_as_request, quiet_lightning
 from .matrices import save_solution
@@ -197,9 +199,12 @@ class GdlaCLI(LightningCLI):
         directories = [Path(cb.dirpath) if cb.dirpath else Path(self.trainer.default_root_dir) / "checkpoints"
                        for cb in self._model_checkpoints()]
         try:
-            info = check_resume(ckpt_path, directories, self.model.state_dict())
+            info = check_resume(ckpt_path, directories, self.model.state_dict(), fingerprint(self.model.problem))
         except CheckpointError as error:
             usage_error(str(error))
+        if info is not None and info.fingerprint is None:
+            _note(f"warning: {info.path} carries no problem fingerprint (written by an older torch_gdla): resuming "
+                  "without checking that it belongs to this config's problem")
         if info is None:
             where = ", ".join(str(d) for d in directories) or "this run (checkpointing is off)"
             print(f"--ckpt_path last: no checkpoint in {where} yet; starting from step 0")
@@ -228,7 +233,9 @@ class GdlaCLI(LightningCLI):
         finished = info is not None and max_steps is not None and 0 <= max_steps <= info.step
         if finished:
             self._nothing_to_log()
-        with interrupt_as_request(model):
+        with interrupt_as_request(model), warnings.catch_warnings():
+            # An unchecked (pre-fingerprint) checkpoint was reported above, in one line.
+            warnings.simplefilter("ignore", UnverifiedCheckpointWarning)
             try:
                 trainer.fit(model, ckpt_path=None if info is None else str(info.path))
             except ArgumentError as error:  # a setting the module refuses (e.g. no max_steps)

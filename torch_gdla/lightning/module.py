@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any, Callable, Iterable, Optional
 
 import pytorch_lightning as pl
@@ -9,8 +10,10 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
+from ..checkpoints import ITERATION_KEY, CheckpointError
 from ..engine import Criteria, Iteration, build_optimizer
 from ..errors import ArgumentError, ArgumentTypeError
+from ..fingerprints import FINGERPRINT_KEY, UnverifiedCheckpointWarning, difference, fingerprint
 from ..problems.base import Problem
 from ..result import Result, Status
 from ..validation import check_optimizer_factory, check_positive_int
@@ -183,9 +186,11 @@ class SolverModule(pl.LightningModule):
         self._finish(None)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # What problem this checkpoint belongs to: a resume into another one is refused on load.
+        checkpoint[FINGERPRINT_KEY] = fingerprint(self.problem)
         if self.iteration is None:
             return
-        checkpoint["torch_gdla_iteration"] = self.iteration.state_dict()
+        checkpoint[ITERATION_KEY] = self.iteration.state_dict()
         if self.iteration.iterate is not None:
             # Saved after the run ended (Ctrl-C): the parameters hold the returned solution, but a
             # resume must continue from the optimizer's own point, which its state belongs to.
@@ -194,7 +199,24 @@ class SolverModule(pl.LightningModule):
                 checkpoint["state_dict"][name] = iterate.clone()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self._resume_state = checkpoint.get("torch_gdla_iteration")
+        """Refuse a checkpoint of another problem (class, dtype, shapes or values of the given
+        tensors differ) with a :class:`~torch_gdla.checkpoints.CheckpointError`, before Lightning
+        loads its state over this problem's data; a checkpoint without a fingerprint (written
+        before they existed) is resumed with an :class:`UnverifiedCheckpointWarning`."""
+        try:
+            where = self.trainer.ckpt_path or "the checkpoint"
+        except RuntimeError:  # not attached to a Trainer
+            where = "the checkpoint"
+        saved = checkpoint.get(FINGERPRINT_KEY)
+        if saved is None:
+            warnings.warn(f"{where} carries no problem fingerprint (written by an older torch_gdla): resuming without "
+                          "checking that it belongs to this problem", UnverifiedCheckpointWarning, stacklevel=2)
+        else:
+            differs = difference(saved, fingerprint(self.problem))
+            if differs is not None:
+                raise CheckpointError(f"{where} is a checkpoint of a different problem: {differs}; fit without "
+                                      "ckpt_path, or pass a checkpoint of this problem")
+        self._resume_state = checkpoint.get(ITERATION_KEY)
 
 
 def _plain_steps(trainer: pl.Trainer) -> bool:

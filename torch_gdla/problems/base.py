@@ -47,6 +47,9 @@ class Problem(nn.Module, metaclass=abc.ABCMeta):
                             explain a stalled run (default: unknown)
     ``singular_advice``     a message when a (numerically) singular matrix makes the problem
                             unsolvable; None (default) when singularity is not fatal
+    ``given_tensors()``     the given data (matrices, right-hand sides, masks) that identify the
+                            problem, for the fingerprint a checkpoint carries (default: the
+                            persistent buffers, less ``_``-prefixed caches and ``start_buffers``)
     ``residual_floor()``    the smallest residual the loss itself can resolve in its dtype, when
                             that is above eps·κ (e.g. √eps for a loss whose minimum is not zero),
                             so a stall there is named as the loss's floor (default: None)
@@ -78,6 +81,8 @@ class Problem(nn.Module, metaclass=abc.ABCMeta):
     stochastic: bool = False
     last_iterate: bool = False
     singular_advice: Optional[str] = None
+    # Buffers that belong to the seeded start rather than to the given data (left out of given_tensors()).
+    start_buffers: tuple[str, ...] = ()
 
     # -- required ---------------------------------------------------------------------------------
     @abc.abstractmethod
@@ -136,6 +141,17 @@ class Problem(nn.Module, metaclass=abc.ABCMeta):
         """The 2-norm condition number that limits the attainable accuracy (worst member), or
         None when it does not apply.  Called only to explain a run that stalled."""
         return None
+
+    def given_tensors(self) -> dict[str, Tensor]:
+        """The given data that identify this problem, by name: a checkpoint records their shapes,
+        dtypes and a hash of their values, and a resume into a problem whose given tensors differ
+        is refused.  Default: every persistent buffer except those whose name starts with ``_``
+        (caches derived from the data) and those listed in ``start_buffers`` (seeded parts of the
+        start, which a resume replaces along with the unknown).  A problem whose data are not
+        buffers (rows read from files) may add what identifies them."""
+        persistent = set(self.state_dict(keep_vars=True))
+        return {name: buffer for name, buffer in self.named_buffers()
+                if name in persistent and not name.rsplit(".", 1)[-1].startswith("_") and name not in self.start_buffers}
 
     def residual_floor(self) -> Optional[float]:
         """The smallest residual this loss can resolve in its dtype, when the loss itself sets a
