@@ -5,7 +5,6 @@ import math
 from typing import TYPE_CHECKING, Callable, Optional, Protocol
 
 import torch
-from torch import Tensor
 
 from ..result import Status
 from . import diagnosis
@@ -144,7 +143,13 @@ class StoppingRules:
                 return Status.RESIDUAL_TOL, f"residual_tol reached: residual {residual:.3g} <= residual_tol {tol:g}"
             return self._missed()
         bound = None if self.estimated else self.problem.residual_bound(self.best.best_loss)
-        if bound is not None and bound <= tol:  # type: ignore[operator]
+        if bound is not None and bound <= tol and self.problem.dtype != torch.float64:  # type: ignore[operator]
+            # A bound from a float32 loss carries the loss's own rounding: confirm in float64.
+            residual = self.best_residual()
+            if residual <= tol:  # type: ignore[operator]
+                return Status.RESIDUAL_TOL, f"residual_tol reached: residual {residual:.3g} <= residual_tol {tol:g}"
+            bound = None
+        elif bound is not None and bound <= tol:  # type: ignore[operator]
             return Status.RESIDUAL_TOL, f"residual_tol reached: residual <= {bound:.3g} <= residual_tol {tol:g}"
         if bound is None and self._due(steps, self.criteria.residual_every):
             residual = self.best_residual()

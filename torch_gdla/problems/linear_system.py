@@ -19,6 +19,7 @@ from ..matrices import MatrixLike, VectorLike
 from ..operators import (
     LinearOperator,
     OperatorLike,
+    accurate,
     is_symmetric,
     matmul,
     norm_estimate,
@@ -319,9 +320,10 @@ class LinearSystem(LinearProblem, metaclass=Family):
     def residuals(self) -> Tensor:
         """Square: ‖Ax − b‖/‖b‖.  Least squares: the normal-equation residual ‖Aᵀ(Ax − b)‖/‖Aᵀb‖,
         which is zero at every least-squares solution even when Ax = b has none."""
-        residual = matmul(self.A, self._columns(self.x)) - self._columns(self.b)
+        A, x, b = accurate(self.A), accurate(self._columns(self.x)), accurate(self._columns(self.b))  # float64
+        residual = matmul(A, x.to(_dtype_of(A))) - b.to(_dtype_of(A))
         if self.least_squares:
-            residual = rmatmul(self.A, residual)
+            residual = rmatmul(A, residual)
         return self._relative(self._member_norm(residual))
 
     def residual_bound(self, loss: float) -> Optional[float]:
@@ -357,6 +359,10 @@ class LinearSystem(LinearProblem, metaclass=Family):
         ``1/lipschitz()`` is a step length that always converges (‖A‖₂ is estimated for a large
         or sparse A; see ``norm_bound``)."""
         return 2.0 / (self.A.shape[-2] * self.num_rhs) * norm_bound(self.A) ** 2
+
+
+def _dtype_of(A: OperatorLike) -> torch.dtype:
+    return A.dtype
 
 
 def _requires_grad(*tensors: Any) -> bool:
