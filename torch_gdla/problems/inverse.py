@@ -8,7 +8,7 @@ the latter.
 from __future__ import annotations
 
 import math
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import torch
 from torch import Tensor, nn
@@ -145,6 +145,11 @@ class MatrixInverse(Problem, metaclass=Family):
 
     def reference(self) -> Tensor:
         return torch.linalg.inv(self.M)
+
+    def error_estimate(self, residual: float, method: Any) -> Optional[float]:
+        """√n·residual: XM = I + E gives ‖X − M⁻¹‖ ≤ ‖E‖₂‖M⁻¹‖ ≤ ‖E‖_F‖M⁻¹‖ (no κ: the inverse's
+        relative error is bounded by its residual itself)."""
+        return math.sqrt(self.n) * residual
 
     @torch.no_grad()
     def condition_number(self) -> Optional[float]:

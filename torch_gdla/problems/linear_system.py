@@ -46,6 +46,9 @@ from .starts import seeded_uniform
 REGULARISATION = ("weights", "l2", "l1", "nonnegative")
 # Power iteration underestimates ‖A‖₂ by a few per cent: a step 1/L from it is made safe by this.
 NORM_MARGIN = 1.1
+# Dense matrices up to this order have their condition number computed for an error estimate
+# (an SVD: milliseconds); larger ones only from a Krylov method's own estimate.
+SMALL_ORDER = 1024
 
 
 def _selects_regularisation(arguments: Arguments) -> bool:
@@ -333,6 +336,14 @@ class LinearSystem(LinearProblem, metaclass=Family):
         if smallest == 0.0:
             return None
         return math.sqrt(max(loss, 0.0) * self.A.shape[-2] * self.num_rhs) / smallest
+
+    def error_estimate(self, residual: float, method: Any) -> Optional[float]:
+        """κ·residual (κ² for the normal-equation residual of least squares): κ from the Krylov
+        method's Lanczos coefficients, else the condition number of a small dense A (≤ 1024)."""
+        factor = method.error_factor() if hasattr(method, "error_factor") else None
+        if factor is None and self.dense and self.A.shape[-1] <= SMALL_ORDER:
+            factor = self.condition_number()
+        return None if factor is None else factor * residual
 
     @torch.no_grad()
     def condition_number(self) -> Optional[float]:
