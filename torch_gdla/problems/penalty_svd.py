@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from ..matrices import MatrixLike
 from ..validation import check_number
 from .losses import batched_mse
+from .decomposition import Decomposition
 from .svd import SVD
 
 
@@ -72,6 +73,11 @@ class PenaltySVD(SVD):
     def residuals(self) -> Tensor:
         """The larger of :meth:`SVD.residuals` and the orthogonality error, per member."""
         return torch.maximum(super().residuals(), self.orthogonality_errors())
+
+    def default_optimizer(self) -> torch.optim.Optimizer:
+        """L-BFGS, one iteration per step (``Decomposition``'s): the block Krylov method of
+        ``SVD`` needs the orthogonal parametrisation's closed-form S, which these factors lack."""
+        return Decomposition.default_optimizer(self)
 
     def residual_bound(self, loss: float) -> Optional[float]:
         if self.truncated:

@@ -1,0 +1,264 @@
+"""A block Krylov–Rayleigh–Ritz method for the SVD, written to the torch.optim contract.
+
+Gradient steps on the Stiefel manifold need many evaluations where singular values cluster
+(the loss's curvature spans (σᵢ − σⱼ)² to (σᵢ + σⱼ)²).  The block method below searches,
+in every step, the whole space spanned by the current vectors and the loss's gradient
+directions (MᵀM applied to them, repeatedly: a block Krylov space, as LOBPCG and ARPACK do),
+and picks the best point in it at once (Rayleigh–Ritz: the SVD of M restricted to it).
+
+A step (one restart cycle), on the side of M of smaller dimension n' (Mᵀ when M is wide):
+
+1. P = [V, P₁, …, P_q]: V the b = k + p current Ritz vectors (p extra ones make the top k
+   converge at the rate set by σ_k/σ_{b+1}, and let a start at a non-top set of singular
+   triplets escape: an exact saddle spans an invariant subspace that the k alone never leave);
+   P_j an orthonormal basis of MᵀM P_{j−1} outside the earlier blocks (directions lying
+   already in the space are replaced by seeded random ones), at most ``basis`` columns;
+2. Rayleigh–Ritz: the thin SVD M P = Ũ Σ Wᵀ gives U = Ũ[:, :b], S = Σ[:b], V = P W[:, :b];
+3. MᵀU is formed (it is the next cycle's first block and the residual of the Ritz triplets).
+
+When the basis reaches the whole space (n' ≤ ``basis``, as for every matrix with n' ≤ 64),
+step 2 is the dense SVD of M P with P orthogonal: the answer comes in one step.  The top k
+triplets are written into the problem (``SubspaceForm.assign``), whose own residual decides
+convergence: the step returns the problem's loss and ``residual_estimate()`` the Ritz
+residuals, which the engine confirms from the data (``self_evaluating``, as ``Krylov``).  A
+member whose Ritz residual stops falling reports 0, so that the engine judges its point from
+the data and, if the truth is short of the tolerance, restarts the cycle (``refresh``) once
+and then names the floor, rather than running to ``max_steps``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Optional
+
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+
+from ..errors import ArgumentError
+from ..validation import check_nonnegative_int, check_positive_int
+
+Block = Callable[[Tensor], Tensor]
+# A Ritz residual that has not fallen below IMPROVEMENT × its best for STALE_CYCLES cycles is
+# reported as 0 (see the module docstring).
+IMPROVEMENT = 0.9
+STALE_CYCLES = 3
+
+
+@dataclass
+class SubspaceForm:
+    """A problem's SVD in subspace terms; blocks have shape ``(*batch, rows, columns)``.
+
+    Args:
+        apply: ``V -> M V`` (n -> m rows).
+        apply_t: ``U -> Mᵀ U`` (m -> n rows).
+        shape: (m, n).
+        rank: k, the triplets wanted (the top k).
+        norms: ‖M‖_F per member, the residual's denominator.
+        factors: the problem's current orthonormal (U, V), (…, m, k) and (…, n, k).
+        assign: writes orthonormal (U, V) into the problem (the top triplets first).
+        loss: the problem's loss at its current point (no gradient).
+        seed: seeds the random directions.
+    """
+
+    apply: Block
+    apply_t: Block
+    shape: tuple[int, int]
+    rank: int
+    norms: Tensor
+    factors: Callable[[], tuple[Tensor, Tensor]]
+    assign: Callable[[Tensor, Tensor], None]
+    loss: Callable[[], Tensor]
+    seed: int = 0
+
+
+def default_sizes(rank: int, small: int) -> tuple[int, int]:
+    """(block, basis) for k wanted triplets on a side of dimension n': b = k + max(2, ⌈k/2⌉)
+    and a basis of max(8b, 64) columns, both at most n'.  Measured on random and decaying
+    spectra (bench/peers_svd_minimize.py): fewer columns need more restarts and more operator
+    applications in all; more buy little."""
+    block = min(small, rank + max(2, -(-rank // 2)))
+    return block, min(small, max(8 * block, 64))
+
+
+class BlockKrylov(Optimizer):
+    """The block Krylov–Rayleigh–Ritz SVD (module docstring); one restart cycle per ``step()``.
+
+    Args:
+        params: the problem's parameters (unused by the method, which writes the factors
+            through ``form.assign``; the optimizer's state is saved with them).
+        form: the problem's :class:`SubspaceForm` (``SVD.subspace_form()``).
+        block: b, Ritz vectors kept between cycles (≥ k); None: :func:`default_sizes`.
+        basis: columns of the search space per cycle (≥ b); None: :func:`default_sizes`.
+    """
+
+    self_evaluating = True  # step() returns the loss at its new point; the closure is not called
+
+    def __init__(self, params: Iterable[Any], form: SubspaceForm, block: Optional[int] = None,
+                 basis: Optional[int] = None) -> None:
+        super().__init__(params, defaults={})
+        m, n = form.shape
+        self.form = form
+        self.transposed = m < n  # work on Mᵀ: the Ritz vectors live in the smaller dimension
+        small = min(m, n)
+        default_block, default_basis = default_sizes(form.rank, small)
+        self.block = check_positive_int(block, "block", allow_none=True) or default_block
+        self.basis = check_positive_int(basis, "basis", allow_none=True) or max(default_basis, self.block)
+        if not form.rank <= self.block <= self.basis <= small:
+            raise ArgumentError(f"need rank <= block <= basis <= min(m, n): got rank={form.rank}, block={self.block}, "
+                                f"basis={self.basis}, min(m, n)={small}")
+        check_nonnegative_int(form.seed, "seed")
+        flat = [p for group in self.param_groups for p in group["params"]]
+        if not flat:
+            raise ArgumentError("BlockKrylov needs the problem's parameters (its state is kept with them)")
+        self._key = flat[0]
+        self.generator = torch.Generator().manual_seed(int(form.seed) + 1)
+        self.applications = 0  # M applications (columns, per member), as scipy counts matvecs
+        self.adjoint_applications = 0  # Mᵀ applications
+        self.cycles = 0
+
+    # -- the operator on the small side, counted ---------------------------------------------------------
+    def _count(self, block: Tensor, adjoint: bool) -> None:
+        columns = block.shape[-1] * max(1, block[..., 0, 0].numel())
+        if adjoint != self.transposed:
+            self.adjoint_applications += columns
+        else:
+            self.applications += columns
+
+    def _A(self, P: Tensor) -> Tensor:
+        """Small side -> large side (M, or Mᵀ for a wide M)."""
+        self._count(P, adjoint=False)
+        return self.form.apply_t(P) if self.transposed else self.form.apply(P)
+
+    def _At(self, Y: Tensor) -> Tensor:
+        self._count(Y, adjoint=True)
+        return self.form.apply(Y) if self.transposed else self.form.apply_t(Y)
+
+    @property
+    def stats(self) -> dict[str, int]:
+        return {"matvecs": self.applications, "rmatvecs": self.adjoint_applications, "cycles": self.cycles}
+
+    def _random(self, like: Tensor, columns: int) -> Tensor:
+        shape = (*like.shape[:-1], columns)
+        return torch.randn(shape, generator=self.generator, dtype=torch.float64).to(like)
+
+    def _extend(self, P: Tensor, X: Tensor) -> Tensor:
+        """Orthonormal columns orthogonal to P spanning X's part outside span(P); a direction of X
+        already in span(P) (or in the span of the block's earlier columns) becomes a random one."""
+        floor = math.sqrt(torch.finfo(X.dtype).eps)
+        Q = X
+        for _ in range(3):
+            scale = torch.linalg.vector_norm(X, dim=-2)
+            for _ in range(2):  # twice is enough (Giraud, Langou & Rozložník) in floating point
+                X = X - P @ (P.mT @ X)
+            Q, R = torch.linalg.qr(X)
+            weak = R.diagonal(dim1=-2, dim2=-1).abs() <= floor * scale
+            if not bool(weak.any()):
+                break
+            X = torch.where(weak.unsqueeze(-2), self._random(X, X.shape[-1]), X)
+        return Q
+
+    # -- state ---------------------------------------------------------------------------------------
+    def _small_side(self) -> Tensor:
+        U, V = self.form.factors()
+        return U if self.transposed else V
+
+    @torch.no_grad()
+    def refresh(self) -> None:
+        """Restart from the problem's current point: its k vectors plus fresh random ones, one
+        Rayleigh–Ritz on their span."""
+        V = self._small_side()
+        extra = self.block - V.shape[-1]
+        if extra:
+            V = torch.cat([V, self._extend(V, self._random(V, extra))], dim=-1)
+        self._rayleigh_ritz(V, self._A(V))
+        state = self.state[self._key]
+        state["best"] = torch.full(V.shape[:-2], math.inf, dtype=torch.float64, device=V.device)
+        state["stale"] = torch.zeros(V.shape[:-2], dtype=torch.long, device=V.device)
+
+    def _rayleigh_ritz(self, P: Tensor, AP: Tensor) -> None:
+        """The best b triplets in span(P) (P orthonormal, AP = A P); keeps them and AᵀU."""
+        Ut, S, Wh = torch.linalg.svd(AP, full_matrices=False)
+        b = self.block
+        V, U, S = P @ Wh[..., :b, :].mT, Ut[..., :b], S[..., :b]
+        state = self.state[self._key]
+        state.update(V=V, U=U, S=S, AtU=self._At(U))
+        k = self.form.rank
+        left, right = (V, U) if self.transposed else (U, V)
+        self.form.assign(left[..., :k], right[..., :k])
+
+    @torch.no_grad()
+    def step(self, closure: Optional[Callable[[], Tensor]] = None) -> Tensor:  # type: ignore[override]
+        state = self.state[self._key]
+        if "V" not in state:
+            self.refresh()
+        V, U, S, AtU = state["V"], state["U"], state["S"], state["AtU"]
+        blocks, images = [V], [U * S.unsqueeze(-2)]  # A V = U S for Ritz vectors
+        if self.basis == V.shape[-1]:
+            images = [self._A(V)]  # nothing to add: recompute A V (rounding) and rotate
+        columns = V.shape[-1]
+        X = AtU
+        while columns < self.basis:
+            P = torch.cat(blocks, dim=-1)
+            Pj = self._extend(P, X[..., : self.basis - columns])
+            blocks.append(Pj)
+            images.append(self._A(Pj))
+            columns += Pj.shape[-1]
+            if columns < self.basis:
+                X = self._At(images[-1])
+        self._rayleigh_ritz(torch.cat(blocks, dim=-1), torch.cat(images, dim=-1))
+        self.cycles += 1
+        self._track()
+        return self.form.loss()
+
+    def _ritz_residuals(self) -> Tensor:
+        state, k = self.state[self._key], self.form.rank
+        # A V − U S vanishes for Ritz triplets (to rounding); AᵀU − V S is the residual.
+        right = torch.linalg.matrix_norm(state["AtU"][..., :k] - state["V"][..., :k] * state["S"][..., :k].unsqueeze(-2))
+        return right / math.sqrt(2) / self.form.norms
+
+    def _track(self) -> None:
+        state = self.state[self._key]
+        residual = self._ritz_residuals().to(torch.float64)
+        better = residual < IMPROVEMENT * state["best"]
+        state["best"] = torch.where(better, residual, torch.minimum(state["best"], residual))
+        state["stale"] = torch.where(better, torch.zeros_like(state["stale"]), state["stale"] + 1)
+
+    @torch.no_grad()
+    def residual_estimate(self) -> Tensor:
+        """The problem's relative residual per member from the Ritz triplets; 0 for a member
+        whose residual has stopped falling (the engine then judges it from the data)."""
+        state = self.state[self._key]
+        if "V" not in state:
+            self.refresh()
+        residual = self._ritz_residuals()
+        return torch.where(state["stale"] >= STALE_CYCLES, torch.zeros_like(residual), residual)
+
+
+@torch.no_grad()
+def largest_singular_value(apply: Block, apply_t: Block, start: Tensor, steps: int) -> Tensor:
+    """A lower bound on the largest singular value of an operator, per member: σ_max of
+    Qᵀ A P over the orthonormal bases P, Q of ``steps`` Golub–Kahan–Lanczos steps from
+    ``start`` (…, n, 1), fully reorthogonalised.  For orthonormal P and Q it never exceeds
+    σ₁(A), and it converges to it quickly when σ₁ is separated (Lanczos)."""
+    tiny = torch.finfo(start.dtype).tiny
+    v = start / torch.linalg.vector_norm(start, dim=-2, keepdim=True).clamp_min(tiny)
+    P, Q, images = v, None, []
+    for step in range(steps):
+        w = apply(v)
+        images.append(w)
+        u = w
+        if Q is not None:
+            for _ in range(2):
+                u = u - Q @ (Q.mT @ u)
+        u = u / torch.linalg.vector_norm(u, dim=-2, keepdim=True).clamp_min(tiny)
+        Q = u if Q is None else torch.cat([Q, u], dim=-1)
+        if step == steps - 1:
+            break
+        v = apply_t(u)
+        for _ in range(2):
+            v = v - P @ (P.mT @ v)
+        v = v / torch.linalg.vector_norm(v, dim=-2, keepdim=True).clamp_min(tiny)
+        P = torch.cat([P, v], dim=-1)
+    assert Q is not None
+    return torch.linalg.matrix_norm(Q.mT @ torch.cat(images, dim=-1), ord=2)
