@@ -54,6 +54,8 @@ def stiefel_map(point: Tensor, generator: Tensor) -> Tensor:
     steps; but no (m × m) base is stored or multiplied: an evaluation costs O(mk²).  A zero
     generator gives the point; the gradient of Z's remaining k(k+1)/2 dimensions is zero.
     """
+    if not (torch.is_grad_enabled() and generator.requires_grad) and not bool(generator.any()):
+        return point  # exp(0) = I, exactly; no graph is needed (a measurement, or a re-centred point)
     A = point.mT @ generator
     L = A.tril(-1)
     B = generator - point @ A

@@ -14,10 +14,10 @@ from typing import Any, Callable, Iterable, Optional
 import torch
 from torch import Tensor
 from torch.optim import Optimizer
-from torch.optim.lbfgs import _strong_wolfe
 
 from ..errors import ArgumentError
 from ..validation import check_number, check_positive_int
+from .line_search import Trial, strong_wolfe
 
 Closure = Callable[[], Tensor]
 
@@ -27,7 +27,7 @@ class LBFGS(Optimizer):
 
     Each ``step(closure)`` is one iteration: the two-loop recursion gives the direction from the
     last ``history_size`` curvature pairs, scaled by γ = sᵀy / yᵀy; the line search
-    (torch's ``_strong_wolfe``, cubic interpolation, constants ``c1``, ``c2``) tries the unit
+    (:func:`~.line_search.strong_wolfe`, cubic interpolation, constants ``c1``, ``c2``) tries the unit
     step first (the first iteration: a step of length 1 along the normalised gradient, as
     L-BFGS-B's first iteration).  The loss and gradient at the accepted point are kept for the
     next step; they are re-evaluated only if the parameters were changed in between.
@@ -58,18 +58,31 @@ class LBFGS(Optimizer):
 
     # -- flat views --------------------------------------------------------------------------------
     def _flat_params(self) -> Tensor:
+        """A copy of the parameters, flattened."""
         return torch.cat([p.detach().reshape(-1) for p in self._params])
 
     def _flat_grad(self) -> Tensor:
+        """A copy of the gradient, flattened (zero where a parameter has none)."""
         return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).detach().reshape(-1)
                           for p in self._params])
 
-    def _set(self, flat: Tensor) -> None:
+    def _set(self, flat: Tensor, t: float = 0.0, d: Optional[Tensor] = None) -> None:
+        """The parameters = flat (+ t·d)."""
         offset = 0
         for p in self._params:
             n = p.numel()
             p.copy_(flat[offset: offset + n].view_as(p))
+            if d is not None:
+                p.add_(d[offset: offset + n].view_as(p), alpha=t)
             offset += n
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """As ``Optimizer.zero_grad``, without its profiler record (called once per evaluation)."""
+        for p in self._params:
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad.detach_().zero_()
 
     def _evaluate(self, closure: Closure) -> tuple[float, Tensor]:
         with torch.enable_grad():
@@ -77,37 +90,82 @@ class LBFGS(Optimizer):
         return loss, self._flat_grad()
 
     def _evaluate_at(self, closure: Closure, x: Tensor, t: float, d: Tensor) -> tuple[float, Tensor]:
-        self._set(x + t * d)
+        self._set(x, t, d)
         return self._evaluate(closure)
 
     # -- the direction -------------------------------------------------------------------------------
+    # The two-loop recursion (Nocedal & Wright, Alg. 7.4) needs only inner products of g with the
+    # kept s and y, and of the s and y with each other: those come from ONE product of the
+    # stacked (2m × d) pairs with g, and the small Gram matrices grow by one row and column per
+    # new pair; the recursion itself then runs on m numbers on the host (Python floats: cheaper
+    # than tensor operations at this size), and the direction is one more product.  The textbook
+    # arithmetic in 4 tensor operations instead of ~4m.
     def _direction(self, g: Tensor, state: dict[str, Any]) -> Tensor:
-        """−H g by the two-loop recursion over the kept pairs (oldest first in the lists)."""
-        pairs: list[tuple[Tensor, Tensor, Tensor]] = state["pairs"]
-        q = g.neg()
-        alphas = []
-        for s, y, rho in reversed(pairs):
-            alpha = rho * s.dot(q)
-            q.sub_(alpha * y)
-            alphas.append(alpha)
-        if pairs:
-            q.mul_(state["gamma"])
-        for (s, y, rho), alpha in zip(pairs, reversed(alphas)):
-            beta = rho * y.dot(q)
-            q.add_((alpha - beta) * s)
-        return q
+        """−H g over the kept pairs (oldest first)."""
+        order: list[int] = state["order"]
+        if not order:
+            return g.neg()
+        memory = self.param_groups[0]["history_size"]
+        pairs: Tensor = state["pairs"]  # rows: s of every slot, then y of every slot
+        products = (pairs @ g).tolist()
+        SY, YY, rho, gamma, k = state["SY"], state["YY"], state["rho"], state["gamma"], len(order)
+        alpha = [0.0] * k
+        for i in range(k - 1, -1, -1):  # α_i = ρ_i s_iᵀq, q = g − Σ_{j>i} α_j y_j
+            row, total = SY[i], products[order[i]]
+            for j in range(i + 1, k):
+                total -= alpha[j] * row[j]
+            alpha[i] = rho[i] * total
+        beta = [0.0] * k
+        for i in range(k):  # β_i = ρ_i y_iᵀr, r = γ(g − Y α) + Σ_{j<i} (α_j − β_j) s_j
+            row, total = YY[i], products[memory + order[i]]
+            for j in range(k):
+                total -= alpha[j] * row[j]
+            total *= gamma
+            for j in range(i):
+                total += (alpha[j] - beta[j]) * SY[j][i]
+            beta[i] = rho[i] * total
+        coefficients = [0.0] * (2 * memory)
+        for i, slot in enumerate(order):
+            coefficients[slot], coefficients[memory + slot] = alpha[i] - beta[i], -gamma * alpha[i]
+        combination = torch.tensor(coefficients, dtype=pairs.dtype, device=pairs.device) @ pairs
+        return -(gamma * g + combination)
 
     def _remember(self, state: dict[str, Any], s: Tensor, y: Tensor) -> None:
-        ys = float(y.dot(s))
+        memory = self.param_groups[0]["history_size"]
+        if "pairs" not in state:
+            state["pairs"] = s.new_zeros(2 * memory, s.numel())
+        order: list[int] = state["order"]
+        ys, yy, ss = float(y.dot(s)), float(y.dot(y)), float(s.dot(s))
         # Only pairs of positive curvature keep H positive definite; the strong-Wolfe conditions
         # guarantee it in exact arithmetic, rounding can break it near the floor.
-        if ys <= 1e-10 * float(y.dot(y)) ** 0.5 * float(s.dot(s)) ** 0.5 or not math.isfinite(ys):
+        if not math.isfinite(ys) or ys <= 1e-10 * math.sqrt(yy * ss):
             return
+        SY, YY, rho = state["SY"], state["YY"], state["rho"]
+        if len(order) == memory:  # forget the oldest pair
+            slot = order.pop(0)
+            for gram in (SY, YY):
+                gram.pop(0)
+                for row in gram:
+                    row.pop(0)
+            rho.pop(0)
+        else:
+            slot = len(order)
         pairs = state["pairs"]
-        if len(pairs) == self.param_groups[0]["history_size"]:
-            pairs.pop(0)
-        pairs.append((s, y, torch.tensor(1.0 / ys, dtype=s.dtype, device=s.device)))
-        state["gamma"] = ys / float(y.dot(y))
+        pairs[slot], pairs[memory + slot] = s, y
+        order.append(slot)
+        new = (pairs @ torch.stack([s, y], dim=1)).tolist()  # [Sᵀs, Sᵀy; Yᵀs, Yᵀy] over the slots
+        for i, other in enumerate(order[:-1]):
+            SY[i].append(new[other][1])  # s_iᵀ y_new
+            YY[i].append(new[memory + other][1])
+        SY.append([new[memory + other][0] for other in order])  # s_newᵀ y_j, the last s_newᵀ y_new
+        YY.append([new[memory + other][1] for other in order])
+        rho.append(1.0 / ys)
+        state["gamma"] = ys / yy
+
+    @staticmethod
+    def _forget(state: dict[str, Any]) -> None:
+        for key in ("order", "SY", "YY", "rho"):  # lists of Python numbers: checkpoints load them weights-only
+            state[key] = []
 
     # -- one iteration -------------------------------------------------------------------------------
     @torch.no_grad()
@@ -116,7 +174,8 @@ class LBFGS(Optimizer):
             raise RuntimeError("LBFGS needs a closure that re-evaluates the loss and its gradient")
         group = self.param_groups[0]
         state = self.state[self._params[0]]
-        state.setdefault("pairs", [])
+        if "order" not in state:
+            self._forget(state)
         x = self._flat_params()
         evaluated = False
         kept = state.get("x")
@@ -133,24 +192,29 @@ class LBFGS(Optimizer):
         d = self._direction(g, state)
         gtd = float(g.dot(d))
         if not gtd < 0:  # rounding made H indefinite: drop the history, go downhill
-            state["pairs"].clear()
+            self._forget(state)
             d, gtd = g.neg(), -float(g.dot(g))
-        t = 1.0 if state["pairs"] else 1.0 / float(g.norm())
+        t = 1.0 if state["order"] else 1.0 / float(g.norm())
+
+        def evaluate(step: float) -> Trial:
+            self._set(x, step, d)
+            value, gradient = self._evaluate(closure)
+            return Trial(step, value, gradient, float(gradient.dot(d)))
+
         eps = torch.finfo(x.dtype).eps
-        loss_new, g_new, t, _ = _strong_wolfe(
-            lambda x_, t_, d_: self._evaluate_at(closure, x_, t_, d_), x, t, d, loss, g, gtd,
-            c1=group["c1"], c2=group["c2"], tolerance_change=eps * max(1.0, float(x.norm())),
-            max_ls=group["max_ls"])
-        if not loss_new < loss:
+        # The bracket is resolved down to steps that move x by a few ulps.
+        tolerance = eps * max(1.0, float(x.norm())) / max(float(d.norm()), torch.finfo(x.dtype).tiny)
+        found = strong_wolfe(evaluate, Trial(0.0, loss, g, gtd), t, group["c1"], group["c2"], group["max_ls"], tolerance)
+        if not found.f < loss or found.g is None:
             self._set(x)
             # No decrease along this direction: retry along −∇f next step; if even that fails,
             # the loss is at its floor (see the class docstring).
-            state["stuck"] = not state["pairs"]
-            state["pairs"].clear()
+            state["stuck"] = not state["order"]
+            self._forget(state)
             state.update(x=x, loss=loss, g=g)
             return torch.tensor(loss)
-        x_new = x + t * d
-        self._set(x_new)
-        self._remember(state, x_new - x, g_new - g)
-        state.update(x=self._flat_params(), loss=loss_new, g=g_new)
+        self._set(x, found.t, d)
+        x_new = self._flat_params()
+        self._remember(state, x_new - x, found.g - g)
+        state.update(x=x_new, loss=found.f, g=found.g)
         return torch.tensor(loss)

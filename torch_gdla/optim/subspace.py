@@ -57,8 +57,11 @@ class SubspaceForm:
         norms: ‖M‖_F per member, the residual's denominator.
         factors: the problem's current orthonormal (U, V), (…, m, k) and (…, n, k).
         assign: writes orthonormal (U, V) into the problem (the top triplets first).
-        loss: the problem's loss at its current point (no gradient).
         seed: seeds the random directions.
+
+    The problem's loss must be Σ ‖M − U diag(S) Vᵀ‖²_F / ‖M‖²_F over members with
+    S = diag(UᵀMV) (``gdla.SVD``'s): for Ritz triplets it equals 1 − Σ sᵢ² / ‖M‖²_F, which the
+    optimizer reports without a product with M.
     """
 
     apply: Block
@@ -68,16 +71,16 @@ class SubspaceForm:
     norms: Tensor
     factors: Callable[[], tuple[Tensor, Tensor]]
     assign: Callable[[Tensor, Tensor], None]
-    loss: Callable[[], Tensor]
     seed: int = 0
 
 
 def default_sizes(rank: int, small: int) -> tuple[int, int]:
-    """(block, basis) for k wanted triplets on a side of dimension n': b = k + max(2, ⌈k/2⌉)
-    and a basis of max(8b, 64) columns, both at most n'.  Measured on random and decaying
-    spectra (bench/peers_svd_minimize.py): fewer columns need more restarts and more operator
-    applications in all; more buy little."""
-    block = min(small, rank + max(2, -(-rank // 2)))
+    """(block, basis) for k wanted triplets on a side of dimension n': b = k + 2 and a basis of
+    max(8b, 64) columns, both at most n'.  Chosen by measurement (bench/peers_svd_minimize.py,
+    random and decaying spectra, k = 5 and 10): a smaller basis needs more restarts and more
+    operator applications in all, a larger one (or more extra vectors) more applications in
+    the cycle that converges a decaying spectrum at once."""
+    block = min(small, rank + 2)
     return block, min(small, max(8 * block, 64))
 
 
@@ -142,9 +145,11 @@ class BlockKrylov(Optimizer):
         shape = (*like.shape[:-1], columns)
         return torch.randn(shape, generator=self.generator, dtype=torch.float64).to(like)
 
-    def _extend(self, P: Tensor, X: Tensor) -> Tensor:
-        """Orthonormal columns orthogonal to P spanning X's part outside span(P); a direction of X
-        already in span(P) (or in the span of the block's earlier columns) becomes a random one."""
+    def _extend(self, P: Tensor, X: Tensor, width: Optional[int] = None) -> Tensor:
+        """Orthonormal columns orthogonal to P spanning X's part outside span(P).  A direction of X
+        that lies in span(P) or in the span of X's earlier columns (a converged Ritz vector's,
+        rank deficiency) is dropped, or made a random one where the result must keep ``width``
+        columns (at least one column is always kept: a random one if X has none outside P)."""
         floor = math.sqrt(torch.finfo(X.dtype).eps)
         Q = X
         for _ in range(3):
@@ -155,7 +160,12 @@ class BlockKrylov(Optimizer):
             weak = R.diagonal(dim1=-2, dim2=-1).abs() <= floor * scale
             if not bool(weak.any()):
                 break
-            X = torch.where(weak.unsqueeze(-2), self._random(X, X.shape[-1]), X)
+            # Weak in every member: drop the column (unless a width is kept); weak in some: random.
+            everywhere = weak.reshape(-1, weak.shape[-1]).all(dim=0)
+            keep = ~everywhere if width is None else torch.ones_like(everywhere)
+            if not bool(keep.any()):
+                keep[0] = True
+            X = torch.where(weak.unsqueeze(-2), self._random(X, X.shape[-1]), X)[..., keep]
         return Q
 
     # -- state ---------------------------------------------------------------------------------------
@@ -165,51 +175,53 @@ class BlockKrylov(Optimizer):
 
     @torch.no_grad()
     def refresh(self) -> None:
-        """Restart from the problem's current point: its k vectors plus fresh random ones, one
-        Rayleigh–Ritz on their span."""
+        """Restart from the problem's current point: its k vectors plus fresh random ones."""
         V = self._small_side()
         extra = self.block - V.shape[-1]
         if extra:
-            V = torch.cat([V, self._extend(V, self._random(V, extra))], dim=-1)
-        self._rayleigh_ritz(V, self._A(V))
+            V = torch.cat([V, self._extend(V, self._random(V, extra), width=extra)], dim=-1)
+        AV = self._A(V)
         state = self.state[self._key]
+        state.update(V=V, AV=AV, X=self._At(AV))
         state["best"] = torch.full(V.shape[:-2], math.inf, dtype=torch.float64, device=V.device)
         state["stale"] = torch.zeros(V.shape[:-2], dtype=torch.long, device=V.device)
-
-    def _rayleigh_ritz(self, P: Tensor, AP: Tensor) -> None:
-        """The best b triplets in span(P) (P orthonormal, AP = A P); keeps them and AᵀU."""
-        Ut, S, Wh = torch.linalg.svd(AP, full_matrices=False)
-        b = self.block
-        V, U, S = P @ Wh[..., :b, :].mT, Ut[..., :b], S[..., :b]
-        state = self.state[self._key]
-        state.update(V=V, U=U, S=S, AtU=self._At(U))
-        k = self.form.rank
-        left, right = (V, U) if self.transposed else (U, V)
-        self.form.assign(left[..., :k], right[..., :k])
 
     @torch.no_grad()
     def step(self, closure: Optional[Callable[[], Tensor]] = None) -> Tensor:  # type: ignore[override]
         state = self.state[self._key]
         if "V" not in state:
             self.refresh()
-        V, U, S, AtU = state["V"], state["U"], state["S"], state["AtU"]
-        blocks, images = [V], [U * S.unsqueeze(-2)]  # A V = U S for Ritz vectors
-        if self.basis == V.shape[-1]:
-            images = [self._A(V)]  # nothing to add: recompute A V (rounding) and rotate
+        V, X = state["V"], state["X"]
+        # A cycle that did not converge, on a side at most twice the basis: the next cycle takes
+        # the whole space (Rayleigh–Ritz is then exact), which costs less than two more cycles.
+        small = min(self.form.shape)
+        basis = small if self.cycles and 2 * self.basis >= small else self.basis
+        blocks, images = [V], [state["AV"] if basis > V.shape[-1] else self._A(V)]
         columns = V.shape[-1]
-        X = AtU
-        while columns < self.basis:
-            P = torch.cat(blocks, dim=-1)
-            Pj = self._extend(P, X[..., : self.basis - columns])
+        while columns < basis:
+            Pj = self._extend(torch.cat(blocks, dim=-1), X[..., : basis - columns])
             blocks.append(Pj)
             images.append(self._A(Pj))
             columns += Pj.shape[-1]
-            if columns < self.basis:
+            if columns < basis:
                 X = self._At(images[-1])
-        self._rayleigh_ritz(torch.cat(blocks, dim=-1), torch.cat(images, dim=-1))
+        # Rayleigh–Ritz: the best b triplets in span(P).
+        P, AP = torch.cat(blocks, dim=-1), torch.cat(images, dim=-1)
+        Ut, S, Wh = torch.linalg.svd(AP, full_matrices=False)
+        b = self.block
+        V, U, S = P @ Wh[..., :b, :].mT, Ut[..., :b], S[..., :b]
+        AtU = self._At(U)
+        # For Ritz triplets A V = U S; AᵀA V = (AᵀU) S starts the next cycle's Krylov blocks.
+        state.update(V=V, U=U, S=S, AtU=AtU, AV=U * S.unsqueeze(-2), X=AtU * S.unsqueeze(-2))
+        k = self.form.rank
+        left, right = (V, U) if self.transposed else (U, V)
+        self.form.assign(left[..., :k], right[..., :k])
         self.cycles += 1
         self._track()
-        return self.form.loss()
+        # The loss at the new point, 1 − Σ sᵢ²/‖M‖² (see SubspaceForm); rounding can make it
+        # slightly negative at an exact decomposition.
+        captured = (S[..., :k].square().sum(dim=-1) / self.form.norms.square()).to(torch.float64)
+        return (1 - captured).clamp_min(0).sum().to(S.dtype)
 
     def _ritz_residuals(self) -> Tensor:
         state, k = self.state[self._key], self.form.rank
@@ -231,34 +243,48 @@ class BlockKrylov(Optimizer):
         state = self.state[self._key]
         if "V" not in state:
             self.refresh()
+        if "AtU" not in state:  # no cycle yet: nothing is known about the residual
+            return torch.full(state["V"].shape[:-2], math.inf, dtype=torch.float64, device=state["V"].device)
         residual = self._ritz_residuals()
         return torch.where(state["stale"] >= STALE_CYCLES, torch.zeros_like(residual), residual)
 
 
 @torch.no_grad()
 def largest_singular_value(apply: Block, apply_t: Block, start: Tensor, steps: int) -> Tensor:
-    """A lower bound on the largest singular value of an operator, per member: σ_max of
-    Qᵀ A P over the orthonormal bases P, Q of ``steps`` Golub–Kahan–Lanczos steps from
-    ``start`` (…, n, 1), fully reorthogonalised.  For orthonormal P and Q it never exceeds
-    σ₁(A), and it converges to it quickly when σ₁ is separated (Lanczos)."""
+    """A lower bound on the largest singular value of an operator A, per member, from
+    ``steps`` Golub–Kahan–Lanczos steps from ``start`` (…, n, 1) with one reorthogonalisation
+    pass: σ_max(Qᵀ A P) / (‖Q‖₂ ‖P‖₂) over the Lanczos bases P, Q.  That never exceeds σ₁(A),
+    whatever orthogonality rounding leaves to the bases (‖QᵀAP‖ ≤ ‖Q‖‖A‖‖P‖), and it converges
+    to σ₁ quickly when σ₁ is separated (Lanczos: much faster than the power method)."""
     tiny = torch.finfo(start.dtype).tiny
+    n = start.shape[-2]
     v = start / torch.linalg.vector_norm(start, dim=-2, keepdim=True).clamp_min(tiny)
-    P, Q, images = v, None, []
-    for step in range(steps):
-        w = apply(v)
-        images.append(w)
-        u = w
-        if Q is not None:
-            for _ in range(2):
-                u = u - Q @ (Q.mT @ u)
-        u = u / torch.linalg.vector_norm(u, dim=-2, keepdim=True).clamp_min(tiny)
-        Q = u if Q is None else torch.cat([Q, u], dim=-1)
-        if step == steps - 1:
-            break
-        v = apply_t(u)
-        for _ in range(2):
-            v = v - P @ (P.mT @ v)
-        v = v / torch.linalg.vector_norm(v, dim=-2, keepdim=True).clamp_min(tiny)
-        P = torch.cat([P, v], dim=-1)
-    assert Q is not None
-    return torch.linalg.matrix_norm(Q.mT @ torch.cat(images, dim=-1), ord=2)
+    w = apply(v)
+    m = w.shape[-2]
+    # The bases are filled column by column (preallocated: no growing concatenations).
+    P = start.new_zeros(*start.shape[:-2], n, steps)
+    Q = w.new_zeros(*w.shape[:-2], m, steps)
+    images = w.new_zeros(*w.shape[:-2], m, steps)
+    P[..., :1], images[..., :1] = v, w
+    Q[..., :1] = w / torch.linalg.vector_norm(w, dim=-2, keepdim=True).clamp_min(tiny)
+    floor = math.sqrt(torch.finfo(start.dtype).eps)
+
+    def orthonormal(x: Tensor, basis: Tensor) -> Tensor:
+        # One Gram–Schmidt pass; a vector (nearly) in the span, as at a breakdown (an exhausted
+        # Krylov space), becomes 0 rather than normalised rounding noise, which would not be
+        # orthogonal to the basis.
+        before = torch.linalg.vector_norm(x, dim=-2, keepdim=True)
+        x = x - basis @ (basis.mT @ x)
+        after = torch.linalg.vector_norm(x, dim=-2, keepdim=True)
+        return torch.where(after > floor * before, x / after.clamp_min(tiny), torch.zeros_like(x))
+
+    for j in range(1, steps):
+        P[..., j: j + 1] = orthonormal(apply_t(Q[..., j - 1: j]), P[..., :j])
+        w = apply(P[..., j: j + 1])
+        images[..., j: j + 1] = w
+        Q[..., j: j + 1] = orthonormal(w, Q[..., :j])
+
+    def norm(X: Tensor) -> Tensor:  # ‖X‖₂ from the small Gram matrix
+        return torch.linalg.eigvalsh(X.mT @ X)[..., -1].clamp_min(0).sqrt()
+
+    return norm(Q.mT @ images) / (norm(Q) * norm(P)).clamp_min(tiny)

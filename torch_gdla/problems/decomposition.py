@@ -12,7 +12,7 @@ from ..errors import ArgumentError
 from .base import Problem
 
 # Lanczos steps of the top-k check (Decomposition.top_k_gaps).
-TOP_K_STEPS = 10
+TOP_K_STEPS = 8
 
 
 class SVDSolution(NamedTuple):
@@ -131,6 +131,18 @@ class Decomposition(Problem):
         measures["orthogonality"] = self.orthogonality_errors
         return measures
 
+    def _factors_and_image(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(U, S, V, MV); a subclass that forms MV for S anyway shares it by overriding this."""
+        U, S, V = self.factors()
+        return U, S, V, self.M @ V
+
+    @torch.no_grad()
+    def truncated_residuals(self) -> Tensor:
+        """The larger of :meth:`stationarity` and :meth:`top_k_gaps` per member, from one
+        evaluation of the factors."""
+        U, S, V, MV = self._factors_and_image()
+        return torch.maximum(self._stationarity(U, S, V, MV), self._top_k_gaps(U, S, V))
+
     @torch.no_grad()
     def stationarity(self) -> Tensor:
         """sqrt((‖MV − US‖²_F + ‖MᵀU − VS‖²_F) / 2) / ‖M‖_F per member, the optimality measure
@@ -138,8 +150,10 @@ class Decomposition(Problem):
         at the unit vector [uᵢ; vᵢ]/√2, whose Rayleigh quotient is sᵢ = uᵢᵀMvᵢ; so each sᵢ is
         within this measure·‖M‖_F of a singular value of M, and it is 0 exactly at singular
         triplets: at the top k, and at every other set of k (saddle points of the loss)."""
-        U, S, V = self.factors()
-        left = torch.linalg.matrix_norm(self.M @ V - U * S.unsqueeze(-2))
+        return self._stationarity(*self._factors_and_image())
+
+    def _stationarity(self, U: Tensor, S: Tensor, V: Tensor, MV: Tensor) -> Tensor:
+        left = torch.linalg.matrix_norm(MV - U * S.unsqueeze(-2))
         right = torch.linalg.matrix_norm(self.M.mT @ U - V * S.unsqueeze(-2))
         return torch.sqrt((left.square() + right.square()) / 2) / self._norms
 
@@ -149,17 +163,19 @@ class Decomposition(Problem):
         singular value of the deflated M − U diag(S) Vᵀ (Golub–Kahan–Lanczos, TOP_K_STEPS
         steps from a fixed seeded start).  At the top k triplets σ̂ ≤ σ_{k+1} ≤ min S, so it is
         0; a positive value proves a singular value larger than one found, outside the k: a
-        saddle point.  Costs 2·TOP_K_STEPS products with M, about what the stationarity measure
-        costs for k ≈ TOP_K_STEPS."""
+        saddle point.  Costs 2·TOP_K_STEPS − 1 products with M, about what the stationarity
+        measure costs for k ≈ TOP_K_STEPS."""
+        U, S, V, _ = self._factors_and_image()
+        return self._top_k_gaps(U, S, V)
+
+    def _top_k_gaps(self, U: Tensor, S: Tensor, V: Tensor) -> Tensor:
         from ..optim.subspace import largest_singular_value
 
-        U, S, V = self.factors()
         US = U * S.unsqueeze(-2)
-        steps = min(TOP_K_STEPS, *self.shape)
         start = torch.randn((*self.batch_shape, self.shape[1], 1), generator=torch.Generator().manual_seed(0),
                             dtype=torch.float64).to(V)
         top = largest_singular_value(lambda x: self.M @ x - US @ (V.mT @ x), lambda y: self.M.mT @ y - V @ (US.mT @ y),
-                                     start, steps)
+                                     start, min(TOP_K_STEPS, *self.shape))
         return (top - S.abs().amin(dim=-1)).clamp_min(0) / self._norms
 
     # -- optimizer -------------------------------------------------------------------------------

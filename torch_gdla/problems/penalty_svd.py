@@ -55,6 +55,9 @@ class PenaltySVD(SVD):
     def factors(self) -> tuple[Tensor, Tensor, Tensor]:
         return self.U, self.diag_sqrt.square(), self.V
 
+    def _factors_and_image(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        return Decomposition._factors_and_image(self)  # not SVD's: these factors are free
+
     def _member_losses(self) -> Tensor:
         U, S, V = self.factors()
         batch_dims = len(self.batch_shape)
