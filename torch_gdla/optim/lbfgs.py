@@ -13,7 +13,6 @@ from typing import Any, Callable, Iterable, Optional
 
 import torch
 from torch import Tensor
-from torch.optim import Optimizer
 
 from ..errors import ArgumentError
 from ..validation import check_number, check_positive_int
@@ -22,7 +21,7 @@ from .line_search import Trial, strong_wolfe
 Closure = Callable[[], Tensor]
 
 
-class LBFGS(Optimizer):
+class LBFGS(torch.optim.LBFGS):
     """Limited-memory BFGS with a strong-Wolfe line search (Nocedal & Wright, Alg. 7.4 and 3.5).
 
     Each ``step(closure)`` is one iteration: the two-loop recursion gives the direction from the
@@ -51,10 +50,12 @@ class LBFGS(Optimizer):
         check_number(c2, "c2", positive=True, meaning="the curvature constant, e.g. 0.9")
         if not c1 < c2 < 1:
             raise ArgumentError(f"the strong-Wolfe constants need 0 < c1 < c2 < 1; got c1={c1}, c2={c2}")
-        super().__init__(params, dict(history_size=history_size, max_ls=max_ls, c1=c1, c2=c2))
-        if len(self.param_groups) != 1:
-            raise ArgumentError("LBFGS takes one parameter group")
-        self._params: list[Tensor] = self.param_groups[0]["params"]
+        # A torch.optim.LBFGS with a strong-Wolfe search taking one iteration per step (so it is
+        # known, e.g. to the solver's advice, as the tuning-free method it is); torch's step, its
+        # tolerances and max_iter/max_eval are not used.
+        super().__init__(params, lr=1.0, max_iter=1, history_size=history_size, line_search_fn="strong_wolfe")
+        for group in (self.defaults, *self.param_groups):
+            group.update(max_ls=max_ls, c1=c1, c2=c2)
 
     # -- flat views --------------------------------------------------------------------------------
     def _flat_params(self) -> Tensor:
@@ -204,8 +205,11 @@ class LBFGS(Optimizer):
         eps = torch.finfo(x.dtype).eps
         # The bracket is resolved down to steps that move x by a few ulps.
         tolerance = eps * max(1.0, float(x.norm())) / max(float(d.norm()), torch.finfo(x.dtype).tiny)
-        found = strong_wolfe(evaluate, Trial(0.0, loss, g, gtd), t, group["c1"], group["c2"], group["max_ls"], tolerance)
-        if not found.f < loss or found.g is None:
+        # Losses this close compare as equal (the engine's best-so-far tie rule uses the same 8 ulps).
+        tie = 8 * eps * abs(loss)
+        found = strong_wolfe(evaluate, Trial(0.0, loss, g, gtd), t, group["c1"], group["c2"], group["max_ls"], tolerance,
+                             tie)
+        if found.t == 0.0 or found.g is None:
             self._set(x)
             # No decrease along this direction: retry along −∇f next step; if even that fails,
             # the loss is at its floor (see the class docstring).

@@ -4,6 +4,12 @@ The same method as torch's ``_strong_wolfe`` (bracketing, then zoom by safeguard
 interpolation), with the bookkeeping on Python floats: only the evaluation itself touches
 tensors, so a step accepted at its first trial, the usual case for quasi-Newton directions,
 costs one evaluation and a few microseconds.
+
+Near a minimum whose value is not zero, loss differences drop below the rounding of the loss
+long before the gradient vanishes (at ‖x − x*‖ ≈ √eps), and the sufficient-decrease test can no
+longer be decided.  There, within ``tie`` of the start's loss, the approximate Wolfe conditions
+of Hager & Zhang (2005) decide instead — gᵀd ≤ (1 − 2·c1)·|g₀ᵀd|, read off the gradient — and
+losses within ``tie`` compare as equal, so the search keeps converging on the gradient.
 """
 from __future__ import annotations
 
@@ -40,21 +46,31 @@ def cubic_minimum(a: Trial, b: Trial, low: float, high: float) -> float:
     return min(max(t, low), high) if math.isfinite(t) else (low + high) / 2
 
 
+def _sufficient(start: Trial, trial: Trial, c1: float, tie: float) -> bool:
+    """Sufficient decrease: Armijo's test, or within ``tie`` of f₀ the approximate one."""
+    if not math.isfinite(trial.f):
+        return False
+    if trial.f <= start.f + c1 * trial.t * start.gtd:
+        return True
+    return trial.f <= start.f + tie and trial.gtd <= (1 - 2 * c1) * -start.gtd
+
+
 def strong_wolfe(evaluate: Evaluate, start: Trial, t: float, c1: float, c2: float, max_evals: int,
-                 tolerance: float) -> Trial:
-    """A step satisfying the strong Wolfe conditions f ≤ f₀ + c1·t·g₀ᵀd and |gᵀd| ≤ c2·|g₀ᵀd|,
-    or, when ``max_evals`` evaluations or a bracket narrower than ``tolerance`` (in t) do not
-    find one, the lowest point seen (``start`` itself if nothing decreased the loss)."""
+                 tolerance: float, tie: float = 0.0) -> Trial:
+    """A step satisfying the strong Wolfe conditions f ≤ f₀ + c1·t·g₀ᵀd and |gᵀd| ≤ c2·|g₀ᵀd|
+    (or their approximate form within ``tie`` of f₀, see the module docstring), or, when
+    ``max_evals`` evaluations or a bracket narrower than ``tolerance`` (in t) do not find one,
+    the best point seen (``start`` itself, t = 0, if no step qualified)."""
     previous, evals = start, 0
     while evals < max_evals:
         trial = evaluate(t)
         evals += 1
-        if not math.isfinite(trial.f) or trial.f > start.f + c1 * t * start.gtd or (evals > 1 and trial.f >= previous.f):
-            return _zoom(evaluate, start, previous, trial, c1, c2, max_evals - evals, tolerance)
+        if not _sufficient(start, trial, c1, tie) or (evals > 1 and trial.f > previous.f + tie):
+            return _zoom(evaluate, start, previous, trial, c1, c2, max_evals - evals, tolerance, tie)
         if abs(trial.gtd) <= -c2 * start.gtd:
             return trial
         if trial.gtd >= 0:
-            return _zoom(evaluate, start, trial, previous, c1, c2, max_evals - evals, tolerance)
+            return _zoom(evaluate, start, trial, previous, c1, c2, max_evals - evals, tolerance, tie)
         # Still descending at t: extrapolate, between a little and ten times further.
         low, high = t + 0.01 * (t - previous.t), 10 * t
         previous, t = trial, cubic_minimum(previous, trial, low, high)
@@ -62,7 +78,7 @@ def strong_wolfe(evaluate: Evaluate, start: Trial, t: float, c1: float, c2: floa
 
 
 def _zoom(evaluate: Evaluate, start: Trial, low: Trial, high: Trial, c1: float, c2: float, max_evals: int,
-          tolerance: float) -> Trial:
+          tolerance: float, tie: float) -> Trial:
     """Algorithm 3.6: ``low`` satisfies sufficient decrease and is the lower end; the minimiser
     lies between ``low`` and ``high``."""
     while max_evals > 0 and abs(high.t - low.t) > tolerance:
@@ -75,7 +91,7 @@ def _zoom(evaluate: Evaluate, start: Trial, low: Trial, high: Trial, c1: float, 
         t = min(max(t, min(low.t, high.t) + margin), max(low.t, high.t) - margin)
         trial = evaluate(t)
         max_evals -= 1
-        if not math.isfinite(trial.f) or trial.f > start.f + c1 * t * start.gtd or trial.f >= low.f:
+        if not _sufficient(start, trial, c1, tie) or trial.f > low.f + tie:
             high = trial
             continue
         if abs(trial.gtd) <= -c2 * start.gtd:

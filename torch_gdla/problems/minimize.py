@@ -1,7 +1,7 @@
 """Minimisation of a scalar function (the minimisation tutorial): x ≈ argmin f(x)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Optional, Union
+from typing import Callable, Optional, Union
 
 import torch
 from torch import Tensor, nn
@@ -14,13 +14,7 @@ from .base import Problem
 
 PointLike = Union[Tensor, Source, list[float], list[list[float]], float]
 
-if TYPE_CHECKING:
-    FunctionLike = Union[str, Callable[[Tensor], Tensor]]
-else:
-    # What a config may give is a string: annotated as ``Callable`` (or ``Any``), the config
-    # parser would import any ``class_path`` written under fn, running that module's code before
-    # this class could refuse it.  Python callers may still pass a callable.
-    FunctionLike = str
+FunctionLike = Union[str, Callable[[Tensor], Tensor]]
 
 
 class Minimize(Problem):
@@ -126,6 +120,14 @@ class Minimize(Problem):
 
     def extra_repr(self) -> str:
         return f"fn={self.fn_name}, " + super().extra_repr()
+
+
+# What a config may give for fn is a string (a registered name).  Config parsers read the
+# signature: annotated ``Callable`` (or ``Any``), jsonargparse would import the module of any
+# ``class_path`` written under fn — running its code — before this class could refuse it, and
+# it reads annotations under ``if TYPE_CHECKING`` too.  So the runtime annotation is ``str``;
+# type checkers see the source's, and Python callers may still pass a callable.
+Minimize.__init__.__annotations__["fn"] = str
 
 
 __all__ = ["Minimize", "FUNCTIONS"]
