@@ -8,7 +8,7 @@ import torch_gdla as gdla
 from torch_gdla import matrices
 from torch_gdla.engine import Criteria, Iteration
 from torch_gdla.optim import BlockKrylov
-from torch_gdla.optim.subspace import largest_singular_value
+from torch_gdla.optim.lanczos import largest_singular_value
 from torch_gdla.problems.svd import svd_optimizer
 
 
@@ -176,3 +176,24 @@ def test_small_masked_runs_end_with_a_status_quickly():
     result = iteration.finish()
     assert result.status is not gdla.Status.MAX_STEPS and result.steps < 3000, result
     assert result.evaluations <= 2 * result.steps
+
+
+def test_a_resumed_run_continues_exactly():
+    M = torch.randn(60, 40, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+
+    def run(steps, saved=None):
+        problem = gdla.SVD(M, rank=4)
+        optimizer = problem.default_optimizer()
+        if saved is not None:
+            problem.load_state_dict(saved[0])
+            optimizer.load_state_dict(saved[1])
+        for _ in range(steps):
+            optimizer.step()
+        return problem, optimizer
+
+    problem, optimizer = run(1)
+    saved = ({k: v.clone() for k, v in problem.state_dict().items()}, optimizer.state_dict())
+    straight, straight_optimizer = run(3)
+    resumed, resumed_optimizer = run(2, saved)
+    assert torch.equal(resumed.U_base, straight.U_base) and torch.equal(resumed.V_base, straight.V_base)
+    assert resumed_optimizer.stats == straight_optimizer.stats

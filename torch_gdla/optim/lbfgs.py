@@ -21,6 +21,79 @@ from .line_search import Trial, strong_wolfe
 Closure = Callable[[], Tensor]
 
 
+# The two-loop recursion (Nocedal & Wright, Alg. 7.4) needs only inner products of g with the
+# kept s and y, and of the s and y with each other: those come from ONE product of the
+# stacked (2m × d) pairs with g, and the small Gram matrices grow by one row and column per
+# new pair; the recursion itself then runs on m numbers on the host (Python floats: cheaper
+# than tensor operations at this size), and the direction is one more product.  The textbook
+# arithmetic in 4 tensor operations instead of ~4m.
+def direction(state: dict[str, Any], g: Tensor, memory: int) -> Tensor:
+    """−H g over the pairs kept in ``state`` (oldest first)."""
+    order: list[int] = state["order"]
+    if not order:
+        return g.neg()
+    pairs: Tensor = state["pairs"]  # rows: s of every slot, then y of every slot
+    products = (pairs @ g).tolist()
+    SY, YY, rho, gamma, k = state["SY"], state["YY"], state["rho"], state["gamma"], len(order)
+    alpha = [0.0] * k
+    for i in range(k - 1, -1, -1):  # α_i = ρ_i s_iᵀq, q = g − Σ_{j>i} α_j y_j
+        row, total = SY[i], products[order[i]]
+        for j in range(i + 1, k):
+            total -= alpha[j] * row[j]
+        alpha[i] = rho[i] * total
+    beta = [0.0] * k
+    for i in range(k):  # β_i = ρ_i y_iᵀr, r = γ(g − Y α) + Σ_{j<i} (α_j − β_j) s_j
+        row, total = YY[i], products[memory + order[i]]
+        for j in range(k):
+            total -= alpha[j] * row[j]
+        total *= gamma
+        for j in range(i):
+            total += (alpha[j] - beta[j]) * SY[j][i]
+        beta[i] = rho[i] * total
+    coefficients = [0.0] * (2 * memory)
+    for i, slot in enumerate(order):
+        coefficients[slot], coefficients[memory + slot] = alpha[i] - beta[i], -gamma * alpha[i]
+    combination = torch.tensor(coefficients, dtype=pairs.dtype, device=pairs.device) @ pairs
+    return -(gamma * g + combination)
+
+def remember(state: dict[str, Any], s: Tensor, y: Tensor, memory: int) -> None:
+    """Keep the curvature pair (s, y), forgetting the oldest of ``memory``."""
+    if "pairs" not in state:
+        state["pairs"] = s.new_zeros(2 * memory, s.numel())
+    order: list[int] = state["order"]
+    ys, yy, ss = float(y.dot(s)), float(y.dot(y)), float(s.dot(s))
+    # Only pairs of positive curvature keep H positive definite; the strong-Wolfe conditions
+    # guarantee it in exact arithmetic, rounding can break it near the floor.
+    if not math.isfinite(ys) or ys <= 1e-10 * math.sqrt(yy * ss):
+        return
+    SY, YY, rho = state["SY"], state["YY"], state["rho"]
+    if len(order) == memory:  # forget the oldest pair
+        slot = order.pop(0)
+        for gram in (SY, YY):
+            gram.pop(0)
+            for row in gram:
+                row.pop(0)
+        rho.pop(0)
+    else:
+        slot = len(order)
+    pairs = state["pairs"]
+    pairs[slot], pairs[memory + slot] = s, y
+    order.append(slot)
+    new = (pairs @ torch.stack([s, y], dim=1)).tolist()  # [Sᵀs, Sᵀy; Yᵀs, Yᵀy] over the slots
+    for i, other in enumerate(order[:-1]):
+        SY[i].append(new[other][1])  # s_iᵀ y_new
+        YY[i].append(new[memory + other][1])
+    SY.append([new[memory + other][0] for other in order])  # s_newᵀ y_j, the last s_newᵀ y_new
+    YY.append([new[memory + other][1] for other in order])
+    rho.append(1.0 / ys)
+    state["gamma"] = ys / yy
+
+def forget(state: dict[str, Any]) -> None:
+    """Drop every pair (the next direction is −∇f)."""
+    for key in ("order", "SY", "YY", "rho"):  # lists of Python numbers: checkpoints load them weights-only
+        state[key] = []
+
+
 class LBFGS(torch.optim.LBFGS):
     """Limited-memory BFGS with a strong-Wolfe line search (Nocedal & Wright, Alg. 7.4 and 3.5).
 
@@ -94,80 +167,6 @@ class LBFGS(torch.optim.LBFGS):
         self._set(x, t, d)
         return self._evaluate(closure)
 
-    # -- the direction -------------------------------------------------------------------------------
-    # The two-loop recursion (Nocedal & Wright, Alg. 7.4) needs only inner products of g with the
-    # kept s and y, and of the s and y with each other: those come from ONE product of the
-    # stacked (2m × d) pairs with g, and the small Gram matrices grow by one row and column per
-    # new pair; the recursion itself then runs on m numbers on the host (Python floats: cheaper
-    # than tensor operations at this size), and the direction is one more product.  The textbook
-    # arithmetic in 4 tensor operations instead of ~4m.
-    def _direction(self, g: Tensor, state: dict[str, Any]) -> Tensor:
-        """−H g over the kept pairs (oldest first)."""
-        order: list[int] = state["order"]
-        if not order:
-            return g.neg()
-        memory = self.param_groups[0]["history_size"]
-        pairs: Tensor = state["pairs"]  # rows: s of every slot, then y of every slot
-        products = (pairs @ g).tolist()
-        SY, YY, rho, gamma, k = state["SY"], state["YY"], state["rho"], state["gamma"], len(order)
-        alpha = [0.0] * k
-        for i in range(k - 1, -1, -1):  # α_i = ρ_i s_iᵀq, q = g − Σ_{j>i} α_j y_j
-            row, total = SY[i], products[order[i]]
-            for j in range(i + 1, k):
-                total -= alpha[j] * row[j]
-            alpha[i] = rho[i] * total
-        beta = [0.0] * k
-        for i in range(k):  # β_i = ρ_i y_iᵀr, r = γ(g − Y α) + Σ_{j<i} (α_j − β_j) s_j
-            row, total = YY[i], products[memory + order[i]]
-            for j in range(k):
-                total -= alpha[j] * row[j]
-            total *= gamma
-            for j in range(i):
-                total += (alpha[j] - beta[j]) * SY[j][i]
-            beta[i] = rho[i] * total
-        coefficients = [0.0] * (2 * memory)
-        for i, slot in enumerate(order):
-            coefficients[slot], coefficients[memory + slot] = alpha[i] - beta[i], -gamma * alpha[i]
-        combination = torch.tensor(coefficients, dtype=pairs.dtype, device=pairs.device) @ pairs
-        return -(gamma * g + combination)
-
-    def _remember(self, state: dict[str, Any], s: Tensor, y: Tensor) -> None:
-        memory = self.param_groups[0]["history_size"]
-        if "pairs" not in state:
-            state["pairs"] = s.new_zeros(2 * memory, s.numel())
-        order: list[int] = state["order"]
-        ys, yy, ss = float(y.dot(s)), float(y.dot(y)), float(s.dot(s))
-        # Only pairs of positive curvature keep H positive definite; the strong-Wolfe conditions
-        # guarantee it in exact arithmetic, rounding can break it near the floor.
-        if not math.isfinite(ys) or ys <= 1e-10 * math.sqrt(yy * ss):
-            return
-        SY, YY, rho = state["SY"], state["YY"], state["rho"]
-        if len(order) == memory:  # forget the oldest pair
-            slot = order.pop(0)
-            for gram in (SY, YY):
-                gram.pop(0)
-                for row in gram:
-                    row.pop(0)
-            rho.pop(0)
-        else:
-            slot = len(order)
-        pairs = state["pairs"]
-        pairs[slot], pairs[memory + slot] = s, y
-        order.append(slot)
-        new = (pairs @ torch.stack([s, y], dim=1)).tolist()  # [Sᵀs, Sᵀy; Yᵀs, Yᵀy] over the slots
-        for i, other in enumerate(order[:-1]):
-            SY[i].append(new[other][1])  # s_iᵀ y_new
-            YY[i].append(new[memory + other][1])
-        SY.append([new[memory + other][0] for other in order])  # s_newᵀ y_j, the last s_newᵀ y_new
-        YY.append([new[memory + other][1] for other in order])
-        rho.append(1.0 / ys)
-        state["gamma"] = ys / yy
-
-    @staticmethod
-    def _forget(state: dict[str, Any]) -> None:
-        for key in ("order", "SY", "YY", "rho"):  # lists of Python numbers: checkpoints load them weights-only
-            state[key] = []
-
     # -- one iteration -------------------------------------------------------------------------------
     @torch.no_grad()
     def step(self, closure: Optional[Closure] = None) -> Tensor:  # type: ignore[override]
@@ -176,7 +175,7 @@ class LBFGS(torch.optim.LBFGS):
         group = self.param_groups[0]
         state = self.state[self._params[0]]
         if "order" not in state:
-            self._forget(state)
+            forget(state)
         x = self._flat_params()
         evaluated = False
         kept = state.get("x")
@@ -190,10 +189,10 @@ class LBFGS(torch.optim.LBFGS):
             if not evaluated:  # the engine needs one evaluation per step; nothing else is done
                 loss, g = self._evaluate(closure)
             return torch.tensor(loss)
-        d = self._direction(g, state)
+        d = direction(state, g, group["history_size"])
         gtd = float(g.dot(d))
         if not gtd < 0:  # rounding made H indefinite: drop the history, go downhill
-            self._forget(state)
+            forget(state)
             d, gtd = g.neg(), -float(g.dot(g))
         t = 1.0 if state["order"] else 1.0 / float(g.norm())
 
@@ -214,11 +213,11 @@ class LBFGS(torch.optim.LBFGS):
             # No decrease along this direction: retry along −∇f next step; if even that fails,
             # the loss is at its floor (see the class docstring).
             state["stuck"] = not state["order"]
-            self._forget(state)
+            forget(state)
             state.update(x=x, loss=loss, g=g)
             return torch.tensor(loss)
         self._set(x, found.t, d)
         x_new = self._flat_params()
-        self._remember(state, x_new - x, found.g - g)
+        remember(state, x_new - x, found.g - g, group["history_size"])
         state.update(x=x_new, loss=found.f, g=found.g)
         return torch.tensor(loss)

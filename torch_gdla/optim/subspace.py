@@ -84,6 +84,67 @@ def default_sizes(rank: int, small: int) -> tuple[int, int]:
     return block, min(small, max(8 * block, 64))
 
 
+class SmallSide:
+    """M on the side of smaller dimension n' (Mᵀ for a wide M: the Ritz vectors then live in the
+    smaller space), counting column applications of M and Mᵀ as scipy counts matvecs."""
+
+    def __init__(self, form: SubspaceForm) -> None:
+        self.form = form
+        self.transposed = form.shape[0] < form.shape[1]
+        self.matvecs = 0
+        self.rmatvecs = 0
+
+    def _count(self, block: Tensor, adjoint: bool) -> None:
+        columns = block.shape[-1] * max(1, block[..., 0, 0].numel())
+        if adjoint != self.transposed:
+            self.rmatvecs += columns
+        else:
+            self.matvecs += columns
+
+    def A(self, P: Tensor) -> Tensor:
+        """Small side -> large side."""
+        self._count(P, adjoint=False)
+        return self.form.apply_t(P) if self.transposed else self.form.apply(P)
+
+    def At(self, Y: Tensor) -> Tensor:
+        """Large side -> small side."""
+        self._count(Y, adjoint=True)
+        return self.form.apply(Y) if self.transposed else self.form.apply_t(Y)
+
+    def vectors(self) -> Tensor:
+        """The problem's current k vectors on the small side."""
+        U, V = self.form.factors()
+        return U if self.transposed else V
+
+    def assign(self, small: Tensor, large: Tensor) -> None:
+        """Write k Ritz vectors of each side into the problem."""
+        self.form.assign(*((small, large) if self.transposed else (large, small)))
+
+
+def orthonormal_extension(P: Tensor, X: Tensor, random: Callable[[Tensor], Tensor], width: bool = False) -> Tensor:
+    """Orthonormal columns orthogonal to P spanning X's part outside span(P).  A direction of X
+    that lies in span(P) or in the span of X's earlier columns (a converged Ritz vector's, rank
+    deficiency) is dropped — soft locking — or made a random one (``random(like)``) where the
+    result must keep X's width; at least one column is kept (a random one if X has none outside P)."""
+    floor = math.sqrt(torch.finfo(X.dtype).eps)
+    Q = X
+    for _ in range(3):
+        scale = torch.linalg.vector_norm(X, dim=-2)
+        for _ in range(2):  # twice is enough (Giraud, Langou & Rozložník) in floating point
+            X = X - P @ (P.mT @ X)
+        Q, R = torch.linalg.qr(X)
+        weak = R.diagonal(dim1=-2, dim2=-1).abs() <= floor * scale
+        if not bool(weak.any()):
+            break
+        # Weak in every member: drop the column (unless the width is kept); weak in some: random.
+        everywhere = weak.reshape(-1, weak.shape[-1]).all(dim=0)
+        keep = torch.ones_like(everywhere) if width else ~everywhere
+        if not bool(keep.any()):
+            keep[0] = True
+        X = torch.where(weak.unsqueeze(-2), random(X), X)[..., keep]
+    return Q
+
+
 class BlockKrylov(Optimizer):
     """The block Krylov–Rayleigh–Ritz SVD (module docstring); one restart cycle per ``step()``.
 
@@ -100,10 +161,7 @@ class BlockKrylov(Optimizer):
     def __init__(self, params: Iterable[Any], form: SubspaceForm, block: Optional[int] = None,
                  basis: Optional[int] = None) -> None:
         super().__init__(params, defaults={})
-        m, n = form.shape
-        self.form = form
-        self.transposed = m < n  # work on Mᵀ: the Ritz vectors live in the smaller dimension
-        small = min(m, n)
+        small = min(form.shape)
         default_block, default_basis = default_sizes(form.rank, small)
         self.block = check_positive_int(block, "block", allow_none=True) or default_block
         self.basis = check_positive_int(basis, "basis", allow_none=True) or max(default_basis, self.block)
@@ -115,80 +173,50 @@ class BlockKrylov(Optimizer):
         if not flat:
             raise ArgumentError("BlockKrylov needs the problem's parameters (its state is kept with them)")
         self._key = flat[0]
+        self.form, self.side = form, SmallSide(form)
         self.generator = torch.Generator().manual_seed(int(form.seed) + 1)
-        self.applications = 0  # M applications (columns, per member), as scipy counts matvecs
-        self.adjoint_applications = 0  # Mᵀ applications
         self.cycles = 0
-
-    # -- the operator on the small side, counted ---------------------------------------------------------
-    def _count(self, block: Tensor, adjoint: bool) -> None:
-        columns = block.shape[-1] * max(1, block[..., 0, 0].numel())
-        if adjoint != self.transposed:
-            self.adjoint_applications += columns
-        else:
-            self.applications += columns
-
-    def _A(self, P: Tensor) -> Tensor:
-        """Small side -> large side (M, or Mᵀ for a wide M)."""
-        self._count(P, adjoint=False)
-        return self.form.apply_t(P) if self.transposed else self.form.apply(P)
-
-    def _At(self, Y: Tensor) -> Tensor:
-        self._count(Y, adjoint=True)
-        return self.form.apply(Y) if self.transposed else self.form.apply_t(Y)
 
     @property
     def stats(self) -> dict[str, int]:
-        return {"matvecs": self.applications, "rmatvecs": self.adjoint_applications, "cycles": self.cycles}
+        return {"matvecs": self.side.matvecs, "rmatvecs": self.side.rmatvecs, "cycles": self.cycles}
 
-    def _random(self, like: Tensor, columns: int) -> Tensor:
-        shape = (*like.shape[:-1], columns)
-        return torch.randn(shape, generator=self.generator, dtype=torch.float64).to(like)
+    def state_dict(self) -> dict[str, Any]:
+        """torch's, plus the counters and the random directions' generator (a resumed run
+        continues exactly)."""
+        state = super().state_dict()
+        state["block_krylov"] = {"counts": [self.side.matvecs, self.side.rmatvecs, self.cycles],
+                                 "generator": self.generator.get_state()}
+        return state
 
-    def _extend(self, P: Tensor, X: Tensor, width: Optional[int] = None) -> Tensor:
-        """Orthonormal columns orthogonal to P spanning X's part outside span(P).  A direction of X
-        that lies in span(P) or in the span of X's earlier columns (a converged Ritz vector's,
-        rank deficiency) is dropped, or made a random one where the result must keep ``width``
-        columns (at least one column is always kept: a random one if X has none outside P)."""
-        floor = math.sqrt(torch.finfo(X.dtype).eps)
-        Q = X
-        for _ in range(3):
-            scale = torch.linalg.vector_norm(X, dim=-2)
-            for _ in range(2):  # twice is enough (Giraud, Langou & Rozložník) in floating point
-                X = X - P @ (P.mT @ X)
-            Q, R = torch.linalg.qr(X)
-            weak = R.diagonal(dim1=-2, dim2=-1).abs() <= floor * scale
-            if not bool(weak.any()):
-                break
-            # Weak in every member: drop the column (unless a width is kept); weak in some: random.
-            everywhere = weak.reshape(-1, weak.shape[-1]).all(dim=0)
-            keep = ~everywhere if width is None else torch.ones_like(everywhere)
-            if not bool(keep.any()):
-                keep[0] = True
-            X = torch.where(weak.unsqueeze(-2), self._random(X, X.shape[-1]), X)[..., keep]
-        return Q
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        state_dict = dict(state_dict)
+        extra = state_dict.pop("block_krylov", None)
+        super().load_state_dict(state_dict)
+        if extra is not None:
+            self.side.matvecs, self.side.rmatvecs, self.cycles = extra["counts"]
+            self.generator.set_state(extra["generator"])
 
-    # -- state ---------------------------------------------------------------------------------------
-    def _small_side(self) -> Tensor:
-        U, V = self.form.factors()
-        return U if self.transposed else V
+    def _random(self, like: Tensor) -> Tensor:
+        return torch.randn(like.shape, generator=self.generator, dtype=torch.float64).to(like)
 
     @torch.no_grad()
     def refresh(self) -> None:
         """Restart from the problem's current point: its k vectors plus fresh random ones."""
-        V = self._small_side()
+        V = self.side.vectors()
         extra = self.block - V.shape[-1]
         if extra:
-            V = torch.cat([V, self._extend(V, self._random(V, extra), width=extra)], dim=-1)
-        AV = self._A(V)
+            more = self._random(V.new_empty(*V.shape[:-1], extra))
+            V = torch.cat([V, orthonormal_extension(V, more, self._random, width=True)], dim=-1)
+        AV = self.side.A(V)
         state = self.state[self._key]
-        state.update(V=V, AV=AV, X=self._At(AV))
+        state.update(V=V, AV=AV, X=self.side.At(AV))
         state["best"] = torch.full(V.shape[:-2], math.inf, dtype=torch.float64, device=V.device)
         state["stale"] = torch.zeros(V.shape[:-2], dtype=torch.long, device=V.device)
 
     @torch.no_grad()
     def step(self, closure: Optional[Callable[[], Tensor]] = None) -> Tensor:  # type: ignore[override]
-        state = self.state[self._key]
+        state, side = self.state[self._key], self.side
         if "V" not in state:
             self.refresh()
         V, X = state["V"], state["X"]
@@ -196,26 +224,24 @@ class BlockKrylov(Optimizer):
         # the whole space (Rayleigh–Ritz is then exact), which costs less than two more cycles.
         small = min(self.form.shape)
         basis = small if self.cycles and 2 * self.basis >= small else self.basis
-        blocks, images = [V], [state["AV"] if basis > V.shape[-1] else self._A(V)]
+        blocks, images = [V], [state["AV"] if basis > V.shape[-1] else side.A(V)]
         columns = V.shape[-1]
         while columns < basis:
-            Pj = self._extend(torch.cat(blocks, dim=-1), X[..., : basis - columns])
+            Pj = orthonormal_extension(torch.cat(blocks, dim=-1), X[..., : basis - columns], self._random)
             blocks.append(Pj)
-            images.append(self._A(Pj))
+            images.append(side.A(Pj))
             columns += Pj.shape[-1]
             if columns < basis:
-                X = self._At(images[-1])
+                X = side.At(images[-1])
         # Rayleigh–Ritz: the best b triplets in span(P).
         P, AP = torch.cat(blocks, dim=-1), torch.cat(images, dim=-1)
         Ut, S, Wh = torch.linalg.svd(AP, full_matrices=False)
-        b = self.block
+        b, k = self.block, self.form.rank
         V, U, S = P @ Wh[..., :b, :].mT, Ut[..., :b], S[..., :b]
-        AtU = self._At(U)
+        AtU = side.At(U)
         # For Ritz triplets A V = U S; AᵀA V = (AᵀU) S starts the next cycle's Krylov blocks.
         state.update(V=V, U=U, S=S, AtU=AtU, AV=U * S.unsqueeze(-2), X=AtU * S.unsqueeze(-2))
-        k = self.form.rank
-        left, right = (V, U) if self.transposed else (U, V)
-        self.form.assign(left[..., :k], right[..., :k])
+        side.assign(V[..., :k], U[..., :k])
         self.cycles += 1
         self._track()
         # The loss at the new point, 1 − Σ sᵢ²/‖M‖² (see SubspaceForm); rounding can make it
@@ -247,44 +273,3 @@ class BlockKrylov(Optimizer):
             return torch.full(state["V"].shape[:-2], math.inf, dtype=torch.float64, device=state["V"].device)
         residual = self._ritz_residuals()
         return torch.where(state["stale"] >= STALE_CYCLES, torch.zeros_like(residual), residual)
-
-
-@torch.no_grad()
-def largest_singular_value(apply: Block, apply_t: Block, start: Tensor, steps: int) -> Tensor:
-    """A lower bound on the largest singular value of an operator A, per member, from
-    ``steps`` Golub–Kahan–Lanczos steps from ``start`` (…, n, 1) with one reorthogonalisation
-    pass: σ_max(Qᵀ A P) / (‖Q‖₂ ‖P‖₂) over the Lanczos bases P, Q.  That never exceeds σ₁(A),
-    whatever orthogonality rounding leaves to the bases (‖QᵀAP‖ ≤ ‖Q‖‖A‖‖P‖), and it converges
-    to σ₁ quickly when σ₁ is separated (Lanczos: much faster than the power method)."""
-    tiny = torch.finfo(start.dtype).tiny
-    n = start.shape[-2]
-    v = start / torch.linalg.vector_norm(start, dim=-2, keepdim=True).clamp_min(tiny)
-    w = apply(v)
-    m = w.shape[-2]
-    # The bases are filled column by column (preallocated: no growing concatenations).
-    P = start.new_zeros(*start.shape[:-2], n, steps)
-    Q = w.new_zeros(*w.shape[:-2], m, steps)
-    images = w.new_zeros(*w.shape[:-2], m, steps)
-    P[..., :1], images[..., :1] = v, w
-    Q[..., :1] = w / torch.linalg.vector_norm(w, dim=-2, keepdim=True).clamp_min(tiny)
-    floor = math.sqrt(torch.finfo(start.dtype).eps)
-
-    def orthonormal(x: Tensor, basis: Tensor) -> Tensor:
-        # One Gram–Schmidt pass; a vector (nearly) in the span, as at a breakdown (an exhausted
-        # Krylov space), becomes 0 rather than normalised rounding noise, which would not be
-        # orthogonal to the basis.
-        before = torch.linalg.vector_norm(x, dim=-2, keepdim=True)
-        x = x - basis @ (basis.mT @ x)
-        after = torch.linalg.vector_norm(x, dim=-2, keepdim=True)
-        return torch.where(after > floor * before, x / after.clamp_min(tiny), torch.zeros_like(x))
-
-    for j in range(1, steps):
-        P[..., j: j + 1] = orthonormal(apply_t(Q[..., j - 1: j]), P[..., :j])
-        w = apply(P[..., j: j + 1])
-        images[..., j: j + 1] = w
-        Q[..., j: j + 1] = orthonormal(w, Q[..., :j])
-
-    def norm(X: Tensor) -> Tensor:  # ‖X‖₂ from the small Gram matrix
-        return torch.linalg.eigvalsh(X.mT @ X)[..., -1].clamp_min(0).sqrt()
-
-    return norm(Q.mT @ images) / (norm(Q) * norm(P)).clamp_min(tiny)

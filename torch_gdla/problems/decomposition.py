@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import torch
 from torch import Tensor
@@ -131,6 +131,16 @@ class Decomposition(Problem):
         measures["orthogonality"] = self.orthogonality_errors
         return measures
 
+    def measured_once(self, measure: Callable[[], Tensor]) -> Tensor:
+        """``measure()``, computed once per point: the same point is measured twice at the end of
+        a solve (the confirmation, the result).  The point is keyed on every parameter's and
+        buffer's identity, storage and in-place version counter, so any change recomputes it."""
+        key = tuple((id(t), t.data_ptr(), t._version) for t in (*self.parameters(), *self.buffers()))
+        cached = getattr(self, "_measured", None)
+        if cached is None or cached[0] != key:
+            cached = self._measured = (key, measure())
+        return cached[1].clone()
+
     def _factors_and_image(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """(U, S, V, MV); a subclass that forms MV for S anyway shares it by overriding this."""
         U, S, V = self.factors()
@@ -169,7 +179,7 @@ class Decomposition(Problem):
         return self._top_k_gaps(U, S, V)
 
     def _top_k_gaps(self, U: Tensor, S: Tensor, V: Tensor) -> Tensor:
-        from ..optim.subspace import largest_singular_value
+        from ..optim.lanczos import largest_singular_value
 
         US = U * S.unsqueeze(-2)
         start = torch.randn((*self.batch_shape, self.shape[1], 1), generator=torch.Generator().manual_seed(0),

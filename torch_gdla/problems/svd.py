@@ -147,19 +147,13 @@ class SVD(Decomposition, metaclass=Family):
         the k found exceeds the smallest of them), so a point converged to a saddle, a set of
         triplets that are not the top k, is not converged.
         """
-        # The same point is measured twice at the end of a solve (the confirmation, the result):
-        # keyed on every tensor's storage and in-place version counter, the second is free.
-        key = tuple((id(t), t.data_ptr(), t._version) for t in (*self.parameters(), *self.buffers()))
-        cached = getattr(self, "_residuals_cache", None)
-        if cached is not None and cached[0] == key:
-            return cached[1].clone()
+        return self.measured_once(self._residuals)
+
+    def _residuals(self) -> Tensor:
         if self.truncated:
-            residuals = self.truncated_residuals()
-        else:
-            U, S, V = self.factors()
-            residuals = torch.linalg.matrix_norm((U * S.unsqueeze(-2)) @ V.mT - self.M) / self._norms
-        self._residuals_cache = (key, residuals)
-        return residuals.clone()
+            return self.truncated_residuals()
+        U, S, V = self.factors()
+        return torch.linalg.matrix_norm((U * S.unsqueeze(-2)) @ V.mT - self.M) / self._norms
 
     def residual_bound(self, loss: float) -> Optional[float]:
         if self.truncated:
@@ -170,21 +164,7 @@ class SVD(Decomposition, metaclass=Family):
     def subspace_form(self) -> Any:
         """This problem for :class:`gdla.optim.BlockKrylov`: M's products, and the factors read
         and written as points (``assign`` moves ``U_base``/``V_base`` and zeroes the generators)."""
-        from ..optim.subspace import SubspaceForm
-
-        @torch.no_grad()
-        def factors() -> tuple[Tensor, Tensor]:
-            return stiefel_map(self.U_base, self.U_generator), stiefel_map(self.V_base, self.V_generator)
-
-        @torch.no_grad()
-        def assign(U: Tensor, V: Tensor) -> None:
-            self.U_base.copy_(U)
-            self.V_base.copy_(V)
-            self.U_generator.zero_()
-            self.V_generator.zero_()
-
-        return SubspaceForm(apply=lambda X: self.M @ X, apply_t=lambda Y: self.M.mT @ Y, shape=self.shape,
-                            rank=self.rank, norms=self._norms, factors=factors, assign=assign, seed=int(self.seed))
+        return subspace_form(self)
 
     def default_optimizer(self) -> torch.optim.Optimizer:
         """The block Krylov–Rayleigh–Ritz method (``gdla.optim.BlockKrylov``): per step it
@@ -203,3 +183,22 @@ def svd_optimizer(params: Any) -> torch.optim.Optimizer:
     :meth:`SVD.default_optimizer`'s block Krylov method."""
     return torch.optim.LBFGS(params, lr=1.0, max_iter=20, max_eval=500, history_size=100,
                              tolerance_grad=0.0, tolerance_change=0.0, line_search_fn="strong_wolfe")
+
+
+def subspace_form(svd: SVD) -> Any:
+    """:meth:`SVD.subspace_form`."""
+    from ..optim.subspace import SubspaceForm
+
+    @torch.no_grad()
+    def factors() -> tuple[Tensor, Tensor]:
+        return stiefel_map(svd.U_base, svd.U_generator), stiefel_map(svd.V_base, svd.V_generator)
+
+    @torch.no_grad()
+    def assign(U: Tensor, V: Tensor) -> None:
+        svd.U_base.copy_(U)
+        svd.V_base.copy_(V)
+        svd.U_generator.zero_()
+        svd.V_generator.zero_()
+
+    return SubspaceForm(apply=lambda X: svd.M @ X, apply_t=lambda Y: svd.M.mT @ Y, shape=svd.shape, rank=svd.rank,
+                        norms=svd._norms, factors=factors, assign=assign, seed=int(svd.seed))
