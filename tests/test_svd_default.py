@@ -197,3 +197,15 @@ def test_a_resumed_run_continues_exactly():
     resumed, resumed_optimizer = run(2, saved)
     assert torch.equal(resumed.U_base, straight.U_base) and torch.equal(resumed.V_base, straight.V_base)
     assert resumed_optimizer.stats == straight_optimizer.stats
+
+
+def test_half_precision_falls_back_to_a_gradient_method():
+    # torch has no QR or SVD in float16/bfloat16: the default is the gradient method there, and
+    # the top-k check runs in float32; the run ends with a status, not an exception.
+    M = torch.rand(5, 4, generator=torch.Generator().manual_seed(0))
+    for dtype in (torch.float16, torch.bfloat16):
+        problem = gdla.SVD(M.to(dtype), rank=2)
+        assert isinstance(problem.default_optimizer(), gdla.optim.LBFGS)
+        assert problem.residuals().dtype == dtype
+        result = solve(problem, max_steps=20)
+        assert result.status is not None and result.solution.S.dtype == dtype

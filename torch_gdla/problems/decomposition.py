@@ -181,12 +181,15 @@ class Decomposition(Problem):
     def _top_k_gaps(self, U: Tensor, S: Tensor, V: Tensor) -> Tensor:
         from ..optim.lanczos import largest_singular_value
 
+        M = self.M
+        if U.dtype in (torch.float16, torch.bfloat16):  # no eigvalsh in half precision: float32
+            M, U, S, V = M.float(), U.float(), S.float(), V.float()
         US = U * S.unsqueeze(-2)
         start = torch.randn((*self.batch_shape, self.shape[1], 1), generator=torch.Generator().manual_seed(0),
                             dtype=torch.float64).to(V)
-        top = largest_singular_value(lambda x: self.M @ x - US @ (V.mT @ x), lambda y: self.M.mT @ y - V @ (US.mT @ y),
+        top = largest_singular_value(lambda x: M @ x - US @ (V.mT @ x), lambda y: M.mT @ y - V @ (US.mT @ y),
                                      start, min(TOP_K_STEPS, *self.shape))
-        return (top - S.abs().amin(dim=-1)).clamp_min(0) / self._norms
+        return ((top - S.abs().amin(dim=-1)).clamp_min(0) / self._norms).to(self._norms.dtype)
 
     # -- optimizer -------------------------------------------------------------------------------
     def default_optimizer(self) -> torch.optim.Optimizer:

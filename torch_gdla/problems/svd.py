@@ -174,6 +174,8 @@ class SVD(Decomposition, metaclass=Family):
         need thousands of evaluations where singular values cluster."""
         from ..optim import BlockKrylov
 
+        if self.dtype in (torch.float16, torch.bfloat16):  # torch has no QR/SVD in half precision
+            return Decomposition.default_optimizer(self)
         return BlockKrylov(self.parameters(), self.subspace_form())
 
 
