@@ -1,7 +1,9 @@
 """torch.optim-style optimizers: param_groups, state, ``step(closure)``."""
 from .conjugate_gradient import ConjugateGradient
 from .krylov import Krylov, LinearForm
+from .lbfgs import LBFGS
 from .proximal import ProximalGradient
 from .staged import Stage, Staged
+from .subspace import BlockKrylov, SubspaceForm
 
-__all__ = ["ConjugateGradient", "Krylov", "LinearForm", "ProximalGradient", "Stage", "Staged"]
+__all__ = ["BlockKrylov", "SubspaceForm", "ConjugateGradient", "Krylov", "LBFGS", "LinearForm", "ProximalGradient", "Stage", "Staged"]
