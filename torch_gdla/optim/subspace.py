@@ -263,13 +263,13 @@ class BlockKrylov(Optimizer):
         state["stale"] = torch.where(better, torch.zeros_like(state["stale"]), state["stale"] + 1)
 
     @torch.no_grad()
-    def residual_estimate(self) -> Tensor:
-        """The problem's relative residual per member from the Ritz triplets; 0 for a member
-        whose residual has stopped falling (the engine then judges it from the data)."""
+    def residual_estimate(self) -> float:
+        """The problem's relative residual of the worst member from the Ritz triplets; 0 for a
+        member whose residual has stopped falling (the engine then judges it from the data)."""
         state = self.state[self._key]
         if "V" not in state:
             self.refresh()
         if "AtU" not in state:  # no cycle yet: nothing is known about the residual
-            return torch.full(state["V"].shape[:-2], math.inf, dtype=torch.float64, device=state["V"].device)
+            return math.inf
         residual = self._ritz_residuals()
-        return torch.where(state["stale"] >= STALE_CYCLES, torch.zeros_like(residual), residual)
+        return float(torch.where(state["stale"] >= STALE_CYCLES, torch.zeros_like(residual), residual).max())
