@@ -112,6 +112,8 @@ class Krylov(Optimizer):
     dominate the cost of a small system.
     """
 
+    tuning_free = True  # no learning rate to tune: a stall is not the step size's fault
+
     self_evaluating = True  # iterate()/step() return the loss at the new iterate; no closure is called
 
     def __init__(self, params: Iterable[Any], form: LinearForm, on_indefinite: str = "raise") -> None:

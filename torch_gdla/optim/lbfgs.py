@@ -115,6 +115,8 @@ class LBFGS(torch.optim.LBFGS):
         c1, c2: the strong-Wolfe constants (sufficient decrease, curvature).
     """
 
+    tuning_free = True  # no learning rate to tune: a stall is not the step size's fault
+
     def __init__(self, params: Iterable[Any], history_size: int = 10, max_ls: int = 25, c1: float = 1e-4,
                  c2: float = 0.9) -> None:
         check_positive_int(history_size, "history_size")

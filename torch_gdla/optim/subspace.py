@@ -156,6 +156,8 @@ class BlockKrylov(Optimizer):
         basis: columns of the search space per cycle (≥ b); None: :func:`default_sizes`.
     """
 
+    tuning_free = True  # no learning rate to tune: a stall is not the step size's fault
+
     self_evaluating = True  # step() returns the loss at its new point; the closure is not called
 
     def __init__(self, params: Iterable[Any], form: SubspaceForm, block: Optional[int] = None,
