@@ -63,19 +63,21 @@ def looks_singular(problem: "Problem", cond: Optional[float] = None) -> bool:
     return cond is not None and cond * torch.finfo(problem.dtype).eps > SINGULAR_COND_EPS
 
 
-def optimizer_advice(optimizer: Any) -> str:
-    """What to change when an optimizer stalls: a learning rate only where it has one to tune."""
+def optimizer_advice(optimizer: Any) -> tuple[str, str]:
+    """(what to change when the optimizer stalls — a learning rate only where it has one to
+    tune —, what the method adds to a precision-floor verdict, e.g. that it squares κ)."""
+    hint = getattr(optimizer, "precision_hint", "")
     name = type(optimizer).__name__
     tuning_free = getattr(optimizer, "tuning_free", False) or (
         isinstance(optimizer, torch.optim.LBFGS) and optimizer.defaults.get("line_search_fn"))
     if tuning_free:
         return (f"{name} (which has no learning rate to tune) made no progress; try another optimizer, e.g. "
-                "functools.partial(torch.optim.LBFGS, line_search_fn='strong_wolfe'), or rescale the problem")
-    return f"change the optimizer ({name}) or its learning rate"
+                "functools.partial(torch.optim.LBFGS, line_search_fn='strong_wolfe'), or rescale the problem"), hint
+    return f"change the optimizer ({name}) or its learning rate", hint
 
 
 def explain_stall(problem: "Problem", criteria: "Criteria", best_loss: float, residual: float,
-                  window: int, advice: str = "change the optimizer or its learning rate") -> Verdict:
+                  window: int, advice: str = "change the optimizer or its learning rate", hint: str = "") -> Verdict:
     """The loss stopped improving over ``window`` steps before any tolerance held: say why."""
     eps = torch.finfo(problem.dtype).eps
     name = dtype_name(problem.dtype)
@@ -97,7 +99,7 @@ def explain_stall(problem: "Problem", criteria: "Criteria", best_loss: float, re
         return Status.PRECISION, (
             f"tolerance below what {name} can reach: the residual stalls at {residual:.3g} "
             f"(precision floor about eps {eps:.2g} x condition number {cond if cond else 1:.3g} = {floor:.2g}); "
-            f"use float64 or a tolerance above the floor (asked: {target})")
+            f"use float64 or a tolerance above the floor (asked: {target})" + (f"; {hint}" if hint else ""))
     return Status.STALLED, (
         f"stalled: the loss stopped decreasing at {best_loss:.3g} (residual {residual:.3g}) over the last "
         f"{window} steps; {advice}")

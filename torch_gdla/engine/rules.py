@@ -54,12 +54,12 @@ class StoppingRules:
 
     def __init__(self, problem: "Problem", criteria: "Criteria", history: "LossHistory", best: "BestSoFar",
                  best_residual: Callable[[], float], every_step: bool, estimate: Optional[Estimator] = None,
-                 advice: str = "change the optimizer or its learning rate") -> None:
+                 advice: tuple[str, str] = ("change the optimizer or its learning rate", "")) -> None:
         self.problem, self.criteria, self.history, self.best = problem, criteria, history, best
         self.best_residual = best_residual
         self.every_step = every_step  # False: losses are read once per block (deferred)
         self.estimate = estimate
-        self.advice = advice  # what to change when the optimizer stalls
+        self.advice = advice  # what to change when the optimizer stalls; what its method adds to a floor
         # The step losses only estimate the loss at the returned point (mini-batches, trial
         # points of proximal methods, Krylov recurrences): a tolerance they pass is confirmed
         # from the data before the run claims it.
@@ -186,7 +186,7 @@ class StoppingRules:
 
     def explain_stall(self) -> Verdict:
         return diagnosis.explain_stall(self.problem, self.criteria, self.best.best_loss, self.best_residual(),
-                                       self.criteria.stall_steps, self.advice)
+                                       self.criteria.stall_steps, *self.advice)
 
     def at_max_steps(self, max_steps: Optional[int]) -> Verdict:
         """The step budget ran out: a plateau (singular, precision floor, stall) is explained as

@@ -149,6 +149,14 @@ class Krylov(Optimizer):
         return _vdot(a, b) if self._vector else _dot(a, b)
 
     @property
+    def precision_hint(self) -> str:
+        """What this method adds to a precision-floor verdict."""
+        if self.method == "cg":
+            return ""
+        return ("the default method for a non-symmetric A (CGLS) works with the normal equations AᵀA, whose "
+                "condition number is κ²: if A is symmetric positive definite, assume='spd' avoids that")
+
+    @property
     def stats(self) -> dict[str, int]:
         return {"matvecs": self.applications, "rmatvecs": self.adjoint_applications}
 
