@@ -23,8 +23,9 @@ if TYPE_CHECKING:
     from ..problems.base import Problem
     from .criteria import Criteria
 
-# κ·eps above this: the matrix is numerically singular in this dtype.
-SINGULAR_COND_EPS = 1e-2
+# κ·eps above this: the matrix is numerically singular in this dtype (a float32 κ of 1e5 — κ·eps
+# ≈ 0.01 — is ill-conditioned, not singular: its trouble is the precision floor).
+SINGULAR_COND_EPS = 0.5
 # A residual within this factor of eps·κ (or of 10·eps when κ is unknown) is at the precision floor.
 PRECISION_MARGIN = 100.0
 UNKNOWN_COND_MARGIN = 10.0
@@ -97,8 +98,8 @@ def explain_stall(problem: "Problem", criteria: "Criteria", best_loss: float, re
     floor = eps * (cond if cond is not None else 1.0)  # an infinite κ: any residual is at the floor
     if residual <= max(PRECISION_MARGIN * floor, UNKNOWN_COND_MARGIN * eps):
         return Status.PRECISION, (
-            f"tolerance below what {name} can reach: the residual stalls at {residual:.3g} "
-            f"(precision floor about eps {eps:.2g} x condition number {cond if cond else 1:.3g} = {floor:.2g}); "
+            f"tolerance below what {name} can reach: the residual is {residual:.3g}, held above the tolerance by "
+            f"the precision floor about eps {eps:.2g} x condition number {cond if cond else 1:.3g} = {floor:.2g}; "
             f"use float64 or a tolerance above the floor (asked: {target})" + (f"; {hint}" if hint else ""))
     return Status.STALLED, (
         f"stalled: the loss stopped decreasing at {best_loss:.3g} (residual {residual:.3g}) over the last "

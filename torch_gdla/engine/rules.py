@@ -102,7 +102,7 @@ class StoppingRules:
                 # Recurrences that stopped short of the tolerance restart from the true residual
                 # first (they carry rounding from a large start); a stall is a stall only then.
                 return self._missed() if self.estimate is not None else self.explain_stall()
-            if earlier - lowest <= SLOW_PROGRESS * abs(earlier) and self._singular_to_working_precision():
+            if earlier - lowest <= SLOW_PROGRESS * abs(earlier) and self._hopeless():
                 return self.explain_stall()
         if c.rtol and steps > c.rtol_every and self._due(steps - 1, c.rtol_every):
             previous = self.history.loss(steps - 1 - c.rtol_every)
@@ -172,11 +172,19 @@ class StoppingRules:
             return False
         return min(r for _, r in self._residual_checks) > RESIDUAL_PROGRESS * min(before)
 
-    def _singular_to_working_precision(self) -> bool:
-        if self.problem.singular_advice is None:
-            return False
+    def _hopeless(self) -> bool:
+        """Slow progress that cannot end in convergence: a problem that needs a nonsingular
+        matrix is singular to working precision (κ·eps ≥ 1), or the precision floor eps·κ is
+        above residual_tol.  One condition-number estimate, made only once progress is slow."""
         cond = self.condition_number()
-        return cond is not None and cond * torch.finfo(self.problem.dtype).eps >= 1
+        if cond is None:
+            return False
+        floor = cond * torch.finfo(self.problem.dtype).eps
+        singular = self.problem.singular_advice is not None and floor >= 1
+        # an infinite κ of a problem that tolerates singularity (rank-deficient least squares)
+        # says nothing about its floor: it converges on A's range
+        limited = math.isfinite(cond) and bool(self.criteria.residual_tol and floor >= self.criteria.residual_tol)
+        return singular or limited
 
     def condition_number(self) -> Optional[float]:
         """The problem's κ, computed once (its data do not change during a run)."""
