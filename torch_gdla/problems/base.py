@@ -49,6 +49,9 @@ class Problem(nn.Module, metaclass=abc.ABCMeta):
                             unsolvable; None (default) when singularity is not fatal
     ``tol_advice``          why ``tol`` (a loss threshold) cannot apply (an energy loss of unknown
                             minimum): a run given ``tol`` is refused with it; None: tol applies
+    ``residual_meaning``    what ``residual()`` measures, for a reader ("‖XM − I‖/‖I‖")
+    ``check()``             (label, tensor) a reader can compare with the data, e.g. ("X @ M", X@M)
+                            — shown by the CLI next to the solution; None (default): nothing
     ``error_estimate(r, m)`` an estimate of the solution's relative error given its residual ``r``
                             and the method ``m`` that found it (None: unknown)
     ``given_tensors()``     the given data (matrices, right-hand sides, masks) that identify the
@@ -160,6 +163,12 @@ class Problem(nn.Module, metaclass=abc.ABCMeta):
         persistent = set(self.state_dict(keep_vars=True))
         return {name: buffer for name, buffer in self.named_buffers()
                 if name in persistent and not name.rsplit(".", 1)[-1].startswith("_") and name not in self.start_buffers}
+
+    residual_meaning: str = ""
+
+    def check(self) -> Optional[tuple[str, Tensor]]:
+        """Something to compare with the data at the solution, e.g. ``("X @ M", X @ M)`` (≈ I)."""
+        return None
 
     def error_estimate(self, residual: float, method: Any) -> Optional[float]:
         """An estimate of the solution's relative error from its residual (κ·residual for a

@@ -146,6 +146,17 @@ class MatrixInverse(Problem, metaclass=Family):
     def reference(self) -> Tensor:
         return torch.linalg.inv(self.M)
 
+    @property
+    def residual_meaning(self) -> str:  # type: ignore[override]
+        return {"left": "‖XM − I‖/‖I‖", "right": "‖MX − I‖/‖I‖", "both": "the larger of ‖XM − I‖, ‖MX − I‖ over ‖I‖"}[
+            self.side]
+
+    @torch.no_grad()
+    def check(self) -> Optional[tuple[str, Tensor]]:
+        """X @ M (M @ X for side="right"): the identity, when X is M's inverse."""
+        X = self.X.detach()
+        return ("M @ X", self.M @ X) if self.side == "right" else ("X @ M", X @ self.M)
+
     def error_estimate(self, residual: float, method: Any) -> Optional[float]:
         """√n·residual: XM = I + E gives ‖X − M⁻¹‖ ≤ ‖E‖₂‖M⁻¹‖ ≤ ‖E‖_F‖M⁻¹‖ (no κ: the inverse's
         relative error is bounded by its residual itself)."""

@@ -337,6 +337,17 @@ class LinearSystem(LinearProblem, metaclass=Family):
             return None
         return math.sqrt(max(loss, 0.0) * self.A.shape[-2] * self.num_rhs) / smallest
 
+    @property
+    def residual_meaning(self) -> str:  # type: ignore[override]
+        return "‖Aᵀ(Ax − b)‖/‖Aᵀb‖ (least squares)" if self.least_squares else "‖Ax − b‖/‖b‖"
+
+    @torch.no_grad()
+    def check(self) -> Optional[tuple[str, Tensor]]:
+        """A @ x next to b (for a dense A): equal entry by entry when x solves the system."""
+        if not self.dense:
+            return None
+        return "A @ x (compare with b)", _from(matmul(self.A, self._columns(self.x.detach())), self.vector_rhs)
+
     def error_estimate(self, residual: float, method: Any) -> Optional[float]:
         """κ·residual (κ² for the normal-equation residual of least squares): κ from the Krylov
         method's Lanczos coefficients, else the condition number of a small dense A (≤ 1024)."""
@@ -370,6 +381,10 @@ class LinearSystem(LinearProblem, metaclass=Family):
         ``1/lipschitz()`` is a step length that always converges (‖A‖₂ is estimated for a large
         or sparse A; see ``norm_bound``)."""
         return 2.0 / (self.A.shape[-2] * self.num_rhs) * norm_bound(self.A) ** 2
+
+
+def _from(columns: Tensor, vector: bool) -> Tensor:
+    return columns.squeeze(-1) if vector else columns
 
 
 def _dtype_of(A: OperatorLike) -> torch.dtype:
