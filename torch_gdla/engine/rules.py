@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Callable, Optional, Protocol
 import torch
 
 from ..result import Status
-from . import diagnosis
-from .diagnosis import Verdict
+from .diagnosis import Verdict, explain_stall, looks_singular, max_steps_reached
+from .diagnosis import condition_number as estimate_condition
+from .diagnosis import diverged as diverged_message
 
 if TYPE_CHECKING:
     from ..problems.base import Problem
@@ -78,7 +79,7 @@ class StoppingRules:
         c, best, steps = self.criteria, self.best, len(self.history)
         if best.nonfinite is not None or not math.isfinite(value):
             bad = value if not math.isfinite(value) else best.nonfinite
-            return Status.DIVERGED, diagnosis.diverged(bad, best.best_loss, steps - 1)  # type: ignore[arg-type]
+            return Status.DIVERGED, diverged_message(bad, best.best_loss, steps - 1)  # type: ignore[arg-type]
         if c.tol and best.best_loss <= c.tol:
             loss = self._confirmed_loss(steps) if self.estimated else best.best_loss
             if loss is not None and loss <= c.tol:
@@ -109,7 +110,7 @@ class StoppingRules:
             scale = max(abs(previous), abs(value))
             change = abs(previous - value) / scale if scale > 0 else 0.0
             if change < c.rtol:
-                if diagnosis.looks_singular(self.problem):  # a plateau of a singular problem is no convergence
+                if looks_singular(self.problem):  # a plateau of a singular problem is no convergence
                     return self.explain_stall()
                 return Status.RTOL, f"relative change below rtol: {change:.3g} < {c.rtol:g} over {c.rtol_every} steps"
         return None
@@ -189,20 +190,20 @@ class StoppingRules:
     def condition_number(self) -> Optional[float]:
         """The problem's κ, computed once (its data do not change during a run)."""
         if not hasattr(self, "_cond"):
-            self._cond = diagnosis.condition_number(self.problem)
+            self._cond = estimate_condition(self.problem)
         return self._cond
 
     def explain_stall(self) -> Verdict:
-        return diagnosis.explain_stall(self.problem, self.criteria, self.best.best_loss, self.best_residual(),
+        return explain_stall(self.problem, self.criteria, self.best.best_loss, self.best_residual(),
                                        self.criteria.stall_steps, *self.advice)
 
     def at_max_steps(self, max_steps: Optional[int]) -> Verdict:
         """The step budget ran out: a plateau (singular, precision floor, stall) is explained as
         such; otherwise the message says what to change."""
         c, best, steps = self.criteria, self.best, len(self.history)
-        if self.tracks_progress and c.any_active and (self._flat_at_end(steps) or diagnosis.looks_singular(self.problem)):
+        if self.tracks_progress and c.any_active and (self._flat_at_end(steps) or looks_singular(self.problem)):
             return self.explain_stall()
-        return diagnosis.max_steps_reached(c, max_steps, steps, best.best_loss)
+        return max_steps_reached(c, max_steps, steps, best.best_loss)
 
     def _flat_at_end(self, steps: int) -> bool:
         window = max(END_WINDOW, steps // 10)

@@ -35,12 +35,12 @@ from ..validation import (
     check_int,
     describe,
 )
-from . import preconditioning
 from .base import Problem
 from .energy import check_assumption
 from .family import Arguments, Family, check_variant
 from .losses import batched_mse
 from .preconditioning import PreconditionerLike, check_preconditioner
+from .preconditioning import build as build_preconditioner
 from .starts import seeded_uniform
 
 REGULARISATION = ("weights", "l2", "l1", "nonnegative")
@@ -228,8 +228,8 @@ class LinearProblem(Problem):
         normal = self.least_squares if normal_residual is None else normal_residual
         return LinearForm(apply=apply, apply_t=apply_t, rhs=rhs, columns=self._columns, spd=symmetric, energy=energy,
                           scale=scale, normal_residual=normal, residual_norms=self._rhs_norms, l2=l2,
-                          preconditioner=preconditioning.build(self.preconditioner, self.A, symmetric, weights, l2),
-                          cgls_preconditioner=preconditioning.build(self.preconditioner, self.A, False, weights, l2))
+                          preconditioner=build_preconditioner(self.preconditioner, self.A, symmetric, weights, l2),
+                          cgls_preconditioner=build_preconditioner(self.preconditioner, self.A, False, weights, l2))
 
 
 

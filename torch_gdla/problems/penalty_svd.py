@@ -9,8 +9,8 @@ from torch import Tensor, nn
 
 from ..matrices import MatrixLike
 from ..validation import check_number
-from .losses import batched_mse
 from .decomposition import Decomposition
+from .losses import batched_mse
 from .svd import SVD
 
 
