@@ -91,3 +91,35 @@ def test_ctrl_c_then_resume_reproduces_the_uninterrupted_run_exactly(tmp_path):
     assert resumed.steps == full.steps == 1000
     assert torch.equal(resumed.history, full.history)
     assert torch.equal(resumed.solution, full.solution)
+
+
+_KILLED_RUN = """
+import os, signal, sys
+import pytorch_lightning as pl
+from torch_gdla.cli import GdlaCLI
+
+class KillAt(pl.Callback):
+    def on_train_batch_end(self, trainer, *args):
+        if trainer.global_step >= 700:
+            os.kill(os.getpid(), signal.SIGKILL)  # no handler, no cleanup: the machine went down
+
+GdlaCLI(args=sys.argv[1:], trainer_defaults={"callbacks": [KillAt()]})
+"""
+
+
+def test_a_run_killed_with_sigkill_resumes_to_the_uninterrupted_answer(tmp_path):
+    import subprocess
+    import sys
+
+    args = ["fit", "--config", str(CONFIGS / "inverse_random.yaml"), "--trainer.max_steps", "1000",
+            "--trainer.logger.init_args.save_dir", str(tmp_path / "killed"), "--trainer.enable_progress_bar", "false",
+            "--checkpoint.every_n_train_steps", "300"]
+    killed = subprocess.run([sys.executable, "-c", _KILLED_RUN, *args], capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    last = tmp_path / "killed" / "inverse_random" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=False)["global_step"] == 600  # an intact file, not a partial write
+    full = cli(tmp_path / "full").model.result
+    resumed = cli(tmp_path / "killed", "--ckpt_path", "last").model.result
+    assert resumed.steps == full.steps == 1000
+    assert torch.equal(resumed.history, full.history)
+    assert torch.equal(resumed.solution, full.solution)
