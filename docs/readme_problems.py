@@ -1,5 +1,7 @@
-"""README figures of the problem sections: lasso against smooth surrogates, matrix completion,
-the two examples and the matrix gallery's condition numbers (see ``docs/regenerate.py``)."""
+"""Figures of the problem sections: lasso against smooth surrogates (docs/operations/linear-systems.md),
+matrix completion (docs/operations/svd.md, its config on docs/cli.md), the examples (README.md,
+docs/tutorials/linear-system-and-mlp.md) and the matrix gallery's condition numbers
+(docs/matrices.md); see ``docs/regenerate.py``."""
 from __future__ import annotations
 
 import functools
@@ -109,12 +111,26 @@ def completion_table() -> list[str]:
             f"{float(svd20.observed_errors()):.2f} (loss {r20.loss:.4f}, flat from step ~20) | {r20.evaluations} | "
             f"{'≫ 1' if error(r20, 0.2) > 1 else sci(error(r20, 0.2))} |",
             f"(here {seen} entries for {dof} degrees of freedom)"]
+    return rows
+
+
+@functools.lru_cache(maxsize=1)
+def completion_config_run() -> tuple[float, int]:
+    """``torch-gdla fit --config configs/matrix_completion.yaml``: (hidden entries' error, evaluations)."""
     result, _, _ = fit("matrix_completion.yaml")
     small = hidden_error(result.solution, LowRank(60, 50, rank=3, seed=0).tensor(),
                          RandomMask([60, 50], fraction_observed=0.6, seed=1).tensor())
-    rows.append(f"# 60×50, rank 3: hidden entries to {sci(small, 0)} in {result.evaluations} evaluations")
-    rows.append(f"observed entries only (60×50, rank 3, 60 % observed): hidden entries to {sci(small, 0)} |")
-    return rows
+    return small, result.evaluations
+
+
+def completion_config() -> list[str]:
+    small, evaluations = completion_config_run()
+    return [f"# 60×50, rank 3: hidden entries to {sci(small, 0)} in {evaluations} evaluations"]
+
+
+def completion_config_row() -> list[str]:
+    small, _ = completion_config_run()
+    return [f"observed entries only (60×50, rank 3, 60 % observed): hidden entries to {sci(small, 0)} |"]
 
 
 def completion_default_20() -> list[str]:
@@ -169,12 +185,21 @@ def matrix_gallery() -> list[str]:
             f"small (≈ {cond(mx.Wilkinson(21)):.0f} for n=21)"]
 
 
+LINEAR, SVD_PAGE = "docs/operations/linear-systems.md", "docs/operations/svd.md"
+MLP_PAGE = "docs/tutorials/linear-system-and-mlp.md"
+
 FIGURES = [
-    Figure("lasso", lasso_table, False, "Lasso: the proximal step against smooth surrogates and Adam"),
-    Figure("completion", completion_table, True, "Matrix completion: the table and configs/matrix_completion.yaml"),
-    Figure("completion_default_20", completion_default_20, False, "Matrix completion: 20 % observed, default settings"),
+    Figure("lasso", lasso_table, False, "Lasso: the proximal step against smooth surrogates and Adam", (LINEAR,)),
+    Figure("completion", completion_table, True, "Matrix completion: the table", (SVD_PAGE,)),
+    Figure("completion_config", completion_config, True, "Matrix completion: configs/matrix_completion.yaml",
+           (SVD_PAGE,)),
+    Figure("completion_config_row", completion_config_row, True, "The configs table: configs/matrix_completion.yaml",
+           ("docs/cli.md",)),
+    Figure("completion_default_20", completion_default_20, False, "Matrix completion: 20 % observed, default settings",
+           (SVD_PAGE,)),
     Figure("warm_start", warm_start, True, "examples/warm_start_inverse.py, 300 training steps"),
-    Figure("mlp_readout_2", functools.partial(mlp_readout, 2), True, "examples/mlp_digits.py, 2 epochs"),
-    Figure("mlp_readout_10", functools.partial(mlp_readout, 10), False, "examples/mlp_digits.py, 10 epochs"),
-    Figure("matrix_gallery", matrix_gallery, True, "Matrix gallery: condition numbers"),
+    Figure("mlp_readout_2", functools.partial(mlp_readout, 2), True, "examples/mlp_digits.py, 2 epochs", (MLP_PAGE,)),
+    Figure("mlp_readout_10", functools.partial(mlp_readout, 10), False, "examples/mlp_digits.py, 10 epochs",
+           (MLP_PAGE,)),
+    Figure("matrix_gallery", matrix_gallery, True, "Matrix gallery: condition numbers", ("docs/matrices.md",)),
 ]

@@ -1,5 +1,7 @@
-"""README figures of the solver sections: quick start, the configs table, the CLI summary of
-``configs/svd.yaml``, the minimisation table and the SVD section (see ``docs/regenerate.py``)."""
+"""Figures of the solver sections: quick start (README.md, docs/getting-started.md), the configs
+table (docs/cli.md), the CLI summary of ``configs/svd.yaml`` (docs/reliability.md), the
+minimisation table (docs/operations/minimisation.md) and the SVD section
+(docs/operations/svd.md); see ``docs/regenerate.py``."""
 from __future__ import annotations
 
 import contextlib
@@ -143,32 +145,21 @@ def minimisation_table() -> list[str]:
     ]
 
 
+MINIMISATION = "docs/operations/minimisation.md"
+
+
 def staged_snippet() -> list[str]:
-    """Run the README's Staged snippet as it is written there."""
-    readme = (ROOT / "README.md").read_text()
-    code = readme.split("### Staged optimizers\n\n```python\n", 1)[1].split("```", 1)[0]
+    """Run the minimisation page's Staged snippet as it is written there."""
+    page = (ROOT / MINIMISATION).read_text()
+    code = page.split("## Staged optimizers\n\n```python\n", 1)[1].split("```", 1)[0]
     namespace: dict = {}
-    exec(compile(code, "README.md: Staged optimizers", "exec"), namespace)  # noqa: S102 - our own README
+    exec(compile(code, f"{MINIMISATION}: Staged optimizers", "exec"), namespace)  # noqa: S102 - our own page
     return [f"result.steps                                      # {namespace['result'].steps} (one Adam"]
 
 
 def svd_section() -> list[str]:
-    """The default method's evaluations on the seed's five matrices, against conjugate gradient,
-    and the seed's penalty recipe on M1 (works), M5 (loses a value) and M3 (crawls)."""
-    lbfgs, cg, cg_stalled = [], [], []
-    for draw in SEED_MATRICES.values():
-        M = draw().double().contiguous()
-        result = gdla.solve(gdla.SVD(M), residual_tol=1e-8, max_steps=5000)
-        error = float((result.solution.S - torch.linalg.svdvals(M)).abs().max() / torch.linalg.svdvals(M)[0])
-        assert result.converged and error <= 1e-15, error
-        lbfgs.append(result.evaluations)
-        optimizer = functools.partial(gdla.optim.ConjugateGradient)
-        result = gdla.solve(gdla.SVD(M), optimizer=optimizer, residual_tol=1e-8, max_steps=5000)
-        (cg if result.converged else cg_stalled).append(result.evaluations)
-    texts = [f"within 1e-15 relative in {min(lbfgs)}–{max(lbfgs)} loss evaluations, where the library's conjugate "
-             f"gradient needs {min(cg)}–{max(cg)}"]
-    if cg_stalled:
-        texts.append(f"stalls on the seed-316 matrix after {cg_stalled[0]}")
+    """The seed's penalty recipe on M1 (works), M5 (loses a value) and M3 (crawls)."""
+    texts: list[str] = []
 
     def recipe(name: str, steps: int) -> tuple[gdla.SVD, gdla.Result]:
         svd = gdla.SVD(SEED_MATRICES[name](), method="penalty")
@@ -191,10 +182,15 @@ def svd_section() -> list[str]:
 
 
 FIGURES = [
-    Figure("quick_start", quick_start, True, "Quick start: the plain loop, solve() with SGD, the default optimizer"),
-    Figure("configs_table", configs_table, True, "Configs: the table of configs (each run by torch-gdla fit)"),
-    Figure("svd_summary", svd_summary, True, "Solution-quality metrics: the summary of configs/svd.yaml"),
-    Figure("staged_snippet", staged_snippet, True, "Staged optimizers: the README's snippet, run as written"),
-    Figure("minimisation", minimisation_table, True, "Minimize: the starts and the table of runs"),
-    Figure("svd_section", svd_section, False, "Singular value decomposition: evaluations, the seed's recipe"),
+    Figure("quick_start", quick_start, True, "Quick start: the plain loop, solve() with SGD, the default optimizer",
+           ("README.md", "docs/getting-started.md")),
+    Figure("configs_table", configs_table, True, "Configs: the table of configs (each run by torch-gdla fit)",
+           ("docs/cli.md",)),
+    Figure("svd_summary", svd_summary, True, "Solution-quality metrics: the summary of configs/svd.yaml",
+           ("docs/reliability.md",)),
+    Figure("staged_snippet", staged_snippet, True, "Staged optimizers: the page's snippet, run as written",
+           (MINIMISATION,)),
+    Figure("minimisation", minimisation_table, True, "Minimize: the starts and the table of runs", (MINIMISATION,)),
+    Figure("svd_section", svd_section, False, "Singular value decomposition: the seed's penalty recipe",
+           ("docs/operations/svd.md",)),
 ]

@@ -1,26 +1,29 @@
-"""Recompute the figures README.md quotes, print them, and check that README.md still says so.
+"""Recompute the figures README.md and the docs pages quote, print them, and check that the pages still say so.
 
     python docs/regenerate.py                     # the cheap figures (about a minute on 2 cores)
     python docs/regenerate.py --all               # and the slow ones (the SVD recipes, the MLP, ...)
     python docs/regenerate.py --only minimisation quick_start
     python docs/regenerate.py --list
 
-Each figure is a function that runs what the README describes, from scratch, and returns the
-README text its numbers back, written exactly as the README writes it (a table row, a code
-comment, a phrase).  The script prints each piece and whether README.md contains it; the exit
-status is 1 when one does not (the README has drifted: paste the printed text in).
-``tests/test_readme_figures.py`` runs the cheap figures, so the README cannot drift unnoticed.
+Each figure is a function that runs what a page describes, from scratch, and returns the text
+its numbers back, written exactly as the page writes it (a table row, a code comment, a
+phrase).  Each figure names the pages that quote it (README.md, or a page under docs/); every
+piece of text must appear in every one of them.  The script prints each piece and whether the
+pages contain it; the exit status is 1 when one does not (a page has drifted: paste the printed
+text in).  ``tests/test_readme_figures.py`` runs the cheap figures, so no page can drift
+unnoticed.
 
 The figures are deterministic on one machine (CPU, the pinned torch); the last digits of a
 loss at rounding level may differ on another CPU.
 
 Figures made by other scripts, each of which writes or prints them itself:
 
-* the Benchmarks table: ``python bench/run.py`` writes ``bench/results/results.md``, which the
-  README copies (checked here: ``bench_table``, which runs nothing);
+* the benchmark table: ``python bench/run.py`` writes ``bench/results/results.md``, which
+  docs/performance.md copies and README.md quotes rows of (checked here: ``bench_table`` and
+  ``bench_headline``, which run nothing);
 * the 10-million-row streamed table: ``python bench/streamed.py``;
 * the gallery's PNGs: ``torch-gdla compare --config configs/compare_inverse.yaml --output_dir docs/figures``;
-* the test-suite time under "Tests": measured by hand with ``/usr/bin/time python -m pytest -q``.
+* the test-suite times on docs/development.md: measured by hand with ``/usr/bin/time``.
 """
 from __future__ import annotations
 
@@ -40,9 +43,10 @@ for path in (str(ROOT), str(DOCS)):
 
 class Figure(NamedTuple):
     name: str
-    run: Callable[[], list[str]]  # -> the README text its fresh numbers give
+    run: Callable[[], list[str]]  # -> the text its fresh numbers give
     cheap: bool                   # run by the test (the slow ones by --all)
     what: str
+    pages: tuple[str, ...] = ("README.md",)  # the pages (relative to the repository) that quote it
 
 
 def sci(value: float, digits: int = 1) -> str:
@@ -58,23 +62,48 @@ def figures() -> list[Figure]:
     return readme_solvers.FIGURES + readme_problems.FIGURES
 
 
+def bench_lines() -> list[str]:
+    return (ROOT / "bench" / "results" / "results.md").read_text().splitlines()
+
+
 def bench_table() -> list[str]:
-    """The README's benchmark table is bench/run.py's output, line for line."""
-    lines = (ROOT / "bench" / "results" / "results.md").read_text().splitlines()
+    """The performance page's benchmark table is bench/run.py's output, line for line."""
+    lines = bench_lines()
     return [lines[0], "\n".join(line for line in lines if line.startswith("|"))]
 
 
-BENCH = Figure("bench_table", bench_table, True, "Benchmarks: README = bench/results/results.md (bench/run.py)")
+# The rows README.md quotes from that table, by the start of their "Figure" column.
+HEADLINE = ("| 1 | solve() vs bare loop, 512x512 inverse",
+            "| 2 | SPD n=200 κ=1e+04 to residual 1e-6: LinearSystem, assume",
+            "| 2 | least squares 2000x200", "| 3 | 4096 batched 4x4 inverses, default", "| 4 | import torch_gdla")
+
+
+def bench_headline() -> list[str]:
+    """README's headline rows, each a line of bench/run.py's table, under its header."""
+    lines = bench_lines()
+    rows = [line for line in lines if line.startswith(HEADLINE)]
+    assert len(rows) == len(HEADLINE), f"bench/results/results.md lacks a headline row: {HEADLINE}"
+    header = [line for line in lines if line.startswith("|")][:2]
+    return ["\n".join(header), *rows]
+
+
+BENCH = [Figure("bench_table", bench_table, True, "Performance: the page = bench/results/results.md (bench/run.py)",
+                ("docs/performance.md",)),
+         Figure("bench_headline", bench_headline, True, "README's headline rows of bench/results/results.md")]
 
 
 def registry() -> dict[str, Figure]:
-    return {figure.name: figure for figure in [*figures(), BENCH]}
+    return {figure.name: figure for figure in [*figures(), *BENCH]}
 
 
-def missing(texts: list[str], readme: Optional[str] = None) -> list[str]:
-    """The pieces of README text that README.md does not contain."""
-    readme = README.read_text() if readme is None else readme
-    return [text for text in texts if text not in readme]
+def read_pages(pages: tuple[str, ...] = ("README.md",)) -> dict[str, str]:
+    return {page: (ROOT / page).read_text() for page in pages}
+
+
+def missing(texts: list[str], pages: Optional[dict[str, str]] = None) -> list[str]:
+    """The pieces of text that one of ``pages`` (name -> text; default README.md) does not contain."""
+    pages = read_pages() if pages is None else pages
+    return [text for text in texts if any(text not in page for page in pages.values())]
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -95,19 +124,19 @@ def main(argv: Optional[list[str]] = None) -> int:
         chosen = {name: chosen[name] for name in args.only}
     elif not args.all:
         chosen = {name: figure for name, figure in chosen.items() if figure.cheap}
-    readme, drifted = README.read_text(), 0
+    drifted = 0
     for figure in chosen.values():
         started = time.perf_counter()
         texts = figure.run()
-        absent = set(missing(texts, readme))
-        print(f"== {figure.name}: {figure.what} ({time.perf_counter() - started:.1f} s)")
+        absent = set(missing(texts, read_pages(figure.pages)))
+        print(f"== {figure.name}: {figure.what}; in {', '.join(figure.pages)} ({time.perf_counter() - started:.1f} s)")
         for text in texts:
             lines = text.splitlines()
             shown = text if len(lines) <= 12 or text in absent else f"{lines[0]} (and {len(lines) - 1} more lines)"
             print(f"  {'DRIFTED' if text in absent else 'ok     '} {shown}")
         drifted += len(absent)
     if drifted:
-        print(f"{drifted} piece(s) of README text differ from a fresh run (marked DRIFTED): update README.md")
+        print(f"{drifted} piece(s) of text differ from a fresh run (marked DRIFTED): update the pages named")
     return 1 if drifted else 0
 
 

@@ -1,6 +1,7 @@
-"""The README's figures against a fresh run: each cheap figure of docs/regenerate.py recomputes its
-numbers and the README must contain the text they give, so the README cannot drift from the code.
-(`python docs/regenerate.py --all` also runs the slow ones and prints everything.)"""
+"""The figures of README.md and the docs pages against a fresh run: each cheap figure of
+docs/regenerate.py recomputes its numbers and every page that quotes it must contain the text
+they give, so no page can drift from the code.  (`python docs/regenerate.py --all` also runs the
+slow ones and prints everything.)"""
 import importlib.util
 import sys
 from pathlib import Path
@@ -27,16 +28,29 @@ def test_readme_quotes_a_fresh_run(figure):
     if figure.name.startswith("mlp"):
         pytest.importorskip("sklearn")
     texts = figure.run()
-    assert texts, f"{figure.name} backs no README text"
-    missing = regenerate.missing(texts)
-    assert not missing, (f"README.md no longer matches a fresh run of {figure.name} ({figure.what}); "
-                         "it should say:\n" + "\n".join(missing))
+    assert texts, f"{figure.name} backs no text"
+    missing = regenerate.missing(texts, regenerate.read_pages(figure.pages))
+    assert not missing, (f"{', '.join(figure.pages)} no longer match a fresh run of {figure.name} ({figure.what}); "
+                         "they should say:\n" + "\n".join(missing))
+
+
+def test_every_page_a_figure_names_exists():
+    for figure in regenerate.registry().values():
+        for page in figure.pages:
+            assert (regenerate.ROOT / page).is_file(), f"{figure.name} names a missing page {page}"
+
+
+def test_a_text_missing_from_one_of_its_pages_is_missing():
+    pages = {"README.md": "steps: 786", "docs/getting-started.md": "steps: 785"}
+    assert regenerate.missing(["steps: 786"], pages) == ["steps: 786"]
+    assert regenerate.missing(["steps: 78"], pages) == []
 
 
 def test_every_figure_has_a_name_and_the_script_lists_them(capsys):
     assert regenerate.main(["--list"]) == 0
     listed = capsys.readouterr().out
-    for name in ("quick_start", "configs_table", "minimisation", "completion", "mlp_readout_10", "bench_table"):
+    for name in ("quick_start", "configs_table", "minimisation", "completion", "mlp_readout_10", "bench_table",
+                 "bench_headline"):
         assert name in listed
 
 
