@@ -72,9 +72,9 @@ def below(result: gdla.Result) -> dict[float, int]:
 
 def configs_table() -> list[str]:
     rows, random_steps = [], 0
-    for name, text in [("inverse_random", "seed 000: inverse of `manual_seed(314); rand(4,4)`, SGD(0.9, 0.9), 10 000 "
+    for name, text in [("inverse_random", "matrix-operations tutorial: inverse of `manual_seed(314); rand(4,4)`, SGD(0.9, 0.9), 10 000 "
                                            "steps: loss {start} → < 1e-8 at step {s8}, < 1e-12 at {s12}"),
-                       ("inverse_diagonal", "seed 000: inverse of diag(1,2,3,4): {start} → < 1e-8 at {s8}, < 1e-12 at "
+                       ("inverse_diagonal", "matrix-operations tutorial: inverse of diag(1,2,3,4): {start} → < 1e-8 at {s8}, < 1e-12 at "
                                             "{s12} (better conditioned, faster)")]:
         result, _, _ = fit(f"{name}.yaml")
         steps = below(result)
@@ -86,18 +86,18 @@ def configs_table() -> list[str]:
     result, _, _ = fit("linear_system.yaml")
     x = [round(v, 4) for v in result.solution.tolist()]
     x_text = "[" + ", ".join(f"{v:g}" for v in x) + "]"
-    rows.append(f"| `linear_system.yaml` | seed 002: the 4×4 system, SGD(0.01, 0.9), {result.steps} steps from x = 0 → "
+    rows.append(f"| `linear_system.yaml` | linear-system tutorial: the 4×4 system, SGD(0.01, 0.9), {result.steps} steps from x = 0 → "
                 f"x = {x_text} |")
     result, _, _ = fit("svd.yaml")
-    rows.append(f"| `svd.yaml` | seed 000 part 3, default method: orthonormal U, V; singular values to 1e-8 in "
+    rows.append(f"| `svd.yaml` | matrix-operations tutorial, part 3 (the SVD), default method: orthonormal U, V; singular values to 1e-8 in "
                 f"{result.evaluations} evaluations |")
     result, _, _ = fit("minimize_sphere.yaml")
-    rows.append(f"| `minimize_sphere.yaml` | seed 001: x² + y² + 4 with SGD(lr 0.1): {result.steps} steps |")
+    rows.append(f"| `minimize_sphere.yaml` | gradients tutorial: x² + y² + 4 with SGD(lr 0.1): {result.steps} steps |")
     result, _, _ = fit("minimize_sixth_power.yaml")
-    rows.append(f"| `minimize_sixth_power.yaml` | seed 001: x⁶ + y⁶ + z⁶ + w⁶ + 4 with Adam(lr 0.04, betas (0.5, 0.9)): "
+    rows.append(f"| `minimize_sixth_power.yaml` | gradients tutorial: x⁶ + y⁶ + z⁶ + w⁶ + 4 with Adam(lr 0.04, betas (0.5, 0.9)): "
                 f"{result.steps} steps |")
     result, _, _ = fit("minimize_staged.yaml")
-    rows.append(f"| `minimize_staged.yaml` | seed 001's staged scheme (three Adams switched by relative change): "
+    rows.append(f"| `minimize_staged.yaml` | the gradients tutorial's staged scheme (three Adams switched by relative change): "
                 f"{result.steps} steps |")
     return [*rows, gallery]
 
@@ -141,7 +141,7 @@ def minimisation_table() -> list[str]:
         f"oscillates: the best loss of 1000 steps is {sci(adam_long.loss - 4)} above 4) |",
         f"| x⁶ + y⁶ + z⁶ + w⁶ + 4 | SGD(lr .1) | tol 4 + 1e-6 | **diverged** (loss inf at step {inf_at}) of 10 000 allowed |",
         f"| x⁶ + y⁶ + z⁶ + w⁶ + 4 | Adam(lr .04, betas (.5, .9)) | tol 4 + 1e-6 | tol reached, **{adam_sixth.steps} steps** |",
-        f"| x⁶ + y⁶ + z⁶ + w⁶ + 4 | Staged (seed 001's three Adams) | tol 4 + 1e-6 | tol reached, "
+        f"| x⁶ + y⁶ + z⁶ + w⁶ + 4 | Staged (the gradients tutorial's three Adams) | tol 4 + 1e-6 | tol reached, "
         f"**{staged_sixth.steps} steps** |",
         f"| x⁶ + … + 4 | Adam / Staged | rtol 1e-6 | {adam_rtol.steps} / {staged_rtol.steps} steps |",
     ]
@@ -160,7 +160,7 @@ def staged_snippet() -> list[str]:
 
 
 def svd_section() -> list[str]:
-    """The seed's penalty recipe on M1 (works), M5 (loses a value) and M3 (crawls)."""
+    """The tutorial's penalty recipe on M1 (works), M5 (loses a value) and M3 (crawls)."""
     texts: list[str] = []
 
     def recipe(name: str, steps: int) -> tuple[gdla.SVD, gdla.Result]:
@@ -210,7 +210,7 @@ FIGURES = [
     Figure("staged_snippet", staged_snippet, True, "Staged optimizers: the page's snippet, run as written",
            (MINIMISATION,)),
     Figure("minimisation", minimisation_table, True, "Minimize: the starts and the table of runs", (MINIMISATION,)),
-    Figure("svd_section", svd_section, False, "Singular value decomposition: the seed's penalty recipe",
+    Figure("svd_section", svd_section, False, "Singular value decomposition: the tutorial's penalty recipe",
            ("docs/operations/svd.md",)),
     Figure("svd_tutorial_default", svd_tutorial_default, True,
            "The SVD tutorial page: the default method on the tutorial's five matrices", ("docs/tutorials/svd.md",)),
