@@ -28,14 +28,15 @@ from ..validation import (
 from .base import Problem
 from .energy import check_assumption
 from .family import Arguments, Family, check_variant
-from .linear_system import LinearSystem, condition
-from .losses import batched_mse
+from .linear_problem import condition, krylov_method
+from .linear_system import LinearSystem
+from .losses import MemberLosses, batched_mse
 from .starts import seeded_uniform
 
 SIDES = ("left", "right", "both")
 
 
-class MatrixInverse(Problem, metaclass=Family):
+class MatrixInverse(MemberLosses, metaclass=Family):
     """Approximate inverse ``X`` of a square matrix ``M`` (leading dimensions are a batch).
 
     Args:
@@ -111,13 +112,6 @@ class MatrixInverse(Problem, metaclass=Family):
 
     def _errors(self, X: Tensor) -> list[Tensor]:
         return _errors(X, self.M, self.identity, self.side)
-
-    def forward(self) -> Tensor:
-        return self._loss(reduce_batch=True)
-
-    @torch.no_grad()
-    def losses(self) -> Tensor:
-        return self._loss(reduce_batch=False)
 
     def _loss(self, reduce_batch: bool) -> Tensor:
         batch_dims = len(self.batch_shape)
@@ -197,11 +191,7 @@ class MatrixInverse(Problem, metaclass=Family):
         """A Krylov method on :meth:`linear_form` (conjugate gradient for a symmetric M: one
         n×n×n product per step; CGLS otherwise: two); ``side="both"``: the base conjugate gradient."""
         form = self.linear_form()
-        if form is None:
-            return super().default_optimizer()
-        from ..optim import Krylov
-
-        return Krylov(self.parameters(), form, on_indefinite="raise" if form.energy else "cgls")
+        return super().default_optimizer() if form is None else krylov_method(self, form)
 
     # -- sharding: rows (side="left") or columns (side="right") of X ---------------------------
     @property
