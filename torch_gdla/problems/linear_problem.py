@@ -230,7 +230,10 @@ class LinearProblem(MemberLosses):
         return LinearForm(apply=apply, apply_t=apply_t, rhs=rhs, columns=self._columns, spd=symmetric, energy=energy,
                           scale=scale, normal_residual=normal, residual_norms=self._rhs_norms, l2=l2,
                           preconditioner=build_preconditioner(self.preconditioner, self.A, symmetric, weights, l2),
-                          cgls_preconditioner=build_preconditioner(self.preconditioner, self.A, False, weights, l2))
+                          # an energy form never switches to CGLS (a non-positive curvature is an error
+                          # there), so an operator without column norms can still be Jacobi-preconditioned
+                          cgls_preconditioner=None if energy else build_preconditioner(
+                              self.preconditioner, self.A, False, weights, l2))
 
 
 def krylov_method(problem: Problem, form: LinearForm) -> torch.optim.Optimizer:
