@@ -209,3 +209,15 @@ def test_unsupported_combinations_are_clear_errors():
         gdla.LinearSystem(S, torch.ones(4, dtype=F64)).reference()
     with pytest.raises(ValueError, match=r"preconditioner must be None, 'jacobi'"):
         gdla.LinearSystem(S, torch.ones(4, dtype=F64), preconditioner="ilu")
+
+
+def test_jacobi_on_a_symmetric_operator_with_a_diagonal_and_assume_spd():
+    # CG on an energy form never switches to CGLS, so the operator's diagonal is all Jacobi needs.
+    n = 50
+    A = torch.diag(torch.logspace(0, 4, n, dtype=torch.float64)) + 0.1 * torch.ones(n, n, dtype=torch.float64)
+    op = gdla.LinearOperator((n, n), matvec=lambda v: A @ v, dtype=torch.float64, symmetric=True, diagonal=A.diagonal())
+    b = torch.ones(n, dtype=torch.float64)
+    x, res = gdla.linalg.solve_ex(op, b, assume="spd", preconditioner="jacobi")
+    _, plain = gdla.linalg.solve_ex(op, b, assume="spd")
+    assert res.converged and res.steps * 5 <= plain.steps
+    torch.testing.assert_close(x, torch.linalg.solve(A, b), rtol=1e-8, atol=0)

@@ -36,7 +36,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 from .errors import ArgumentError
 
@@ -80,6 +80,17 @@ def _name(value: Any, where: str) -> str:
     return value
 
 
+def _named_entries(value: Any, where: str, allowed: set[str], empty: str) -> Iterator[tuple[str, dict, str]]:
+    """The entries of the list ``value`` (refused with the message ``empty`` unless it is a
+    non-empty list), each checked in turn to be a mapping of ``allowed`` keys with a
+    directory-safe name: (its location for messages, the entry, its name)."""
+    if not isinstance(value, list) or not value:
+        raise ArgumentError(empty)
+    for index, entry in enumerate(value):
+        at = f"{where}[{index}]"
+        yield at, _check_keys(entry, allowed, at), _name(entry.get("name"), at)
+
+
 def _config(value: Any, base: Path, where: str) -> Path:
     if not isinstance(value, str):
         raise ArgumentError(f"{where}.config must be the path of a fit config (relative to the comparison file); got {value!r}")
@@ -118,27 +129,18 @@ def load_comparisons(path: str | Path, output_dir: Optional[str | Path] = None,
         raise FileNotFoundError(f"comparison file {str(path)!r} does not exist")
     document = _check_keys(yaml.safe_load(path.read_text()), _FILE_KEYS, str(path))
     logs = Path(save_dir) if save_dir is not None else Path(document.get("save_dir", "runs/compare"))
-    entries = document.get("comparisons")
-    if not isinstance(entries, list) or not entries:
-        raise ArgumentError(f"{str(path)!r} must list at least one entry under 'comparisons'")
     comparisons = []
-    for index, entry in enumerate(entries):
-        where = f"comparisons[{index}]"
-        _check_keys(entry, _COMPARISON_KEYS, where)
-        name = _name(entry.get("name"), where)
+    entries = _named_entries(document.get("comparisons"), "comparisons", _COMPARISON_KEYS,
+                             f"{str(path)!r} must list at least one entry under 'comparisons'")
+    for where, entry, name in entries:
         if not isinstance(entry.get("output"), str):
             raise ArgumentError(f"{where}.output must be the figure file to write (e.g. {name}.png)")
         output = _figure(entry["output"], name, logs, output_dir)
         shared = _overrides(entry.get("set"), where)
         default_config = entry.get("config")
-        runs_in = entry.get("runs")
-        if not isinstance(runs_in, list) or not runs_in:
-            raise ArgumentError(f"{where}.runs must list at least one run")
         runs = []
-        for run_index, run in enumerate(runs_in):
-            run_where = f"{where}.runs[{run_index}]"
-            _check_keys(run, _RUN_KEYS, run_where)
-            run_name = _name(run.get("name"), run_where)
+        for run_where, run, run_name in _named_entries(entry.get("runs"), f"{where}.runs", _RUN_KEYS,
+                                                       f"{where}.runs must list at least one run"):
             config = run.get("config", default_config)
             if config is None:
                 raise ArgumentError(f"{run_where} has no config: give one for the comparison or for the run")

@@ -65,8 +65,8 @@ def gradient(f: Callable[..., Tensor], *xs: Any) -> Union[Tensor, tuple[Tensor, 
             raise ArgumentError(f"f must return a scalar tensor; got {shape}. For an elementwise function use "
                              "gdla.derivative(f, x), which differentiates f(x).sum()")
         if not value.requires_grad:
-            grads = [torch.zeros_like(p) for p in points]
+            grads: tuple[Tensor, ...] = tuple(torch.zeros_like(p) for p in points)
         else:
             grads = torch.autograd.grad(value.reshape(()), points, allow_unused=True, materialize_grads=True)
-    grads = tuple(g.detach() for g in grads)
-    return grads[0] if len(grads) == 1 else grads
+    detached = tuple(g.detach() for g in grads)
+    return detached[0] if len(detached) == 1 else detached

@@ -26,15 +26,15 @@ from lightning_fabric.utilities.exceptions import MisconfigurationException
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.cli import (
     LightningArgumentParser,
-    LightningCLI,
     SaveConfigCallback,
 )
 from pytorch_lightning.plugins import CheckpointIO
 
-from .checkpoints import CheckpointError, CheckpointInfo, check_resume
 from .cli_checks import check_fit_arguments, check_output
+from .cli_messages import PROG, note, usage_error
 from .errors import ArgumentError
-from .fingerprints import UnverifiedCheckpointWarning, fingerprint
+from .fingerprints import UnverifiedCheckpointWarning
+from .fit_checkpoints import CheckpointedCLI
 from .lightning import SolverModule
 from .lightning.support import AtomicCheckpointIO, interrupt_as_request, quiet_lightning
 from .matrices import save_solution
@@ -42,7 +42,6 @@ from .result import Result, Status
 
 __all__ = ["GdlaCLI", "main", "report", "usage_error"]
 
-PROG = "torch-gdla fit"
 USAGE = (f"{PROG} [-h] [-c CONFIG] [--print_config[=flags]] [--ckpt_path PATH] [--output FILE]\n"
          "                      [--trainer.* ...] [--model.* ...] [--checkpoint.* ...]")
 
@@ -52,16 +51,6 @@ DESCRIPTION = ("Solve the problem of a config by gradient descent, with Lightnin
 
 def _interactive() -> bool:
     return sys.stdout.isatty() and not os.environ.get("CI")
-
-
-def usage_error(message: str) -> NoReturn:
-    """One line on stderr and exit status 2: a mistake in the command line or the config."""
-    sys.stderr.write(f"{PROG}: error: {message}\n")
-    raise SystemExit(2)
-
-
-def _note(message: str) -> None:
-    sys.stderr.write(f"{PROG}: {message}\n")
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -91,11 +80,11 @@ class _SaveConfig(SaveConfigCallback):
         try:
             super().setup(trainer, pl_module, stage)
         except OSError as error:
-            _note(f"could not write {self.config_filename} in {trainer.log_dir}: {error.strerror or error}; "
-                  "the run goes on without it")
+            note(f"could not write {self.config_filename} in {trainer.log_dir}: {error.strerror or error}; "
+                 "the run goes on without it")
 
 
-class GdlaCLI(LightningCLI):
+class GdlaCLI(CheckpointedCLI):
     """LightningCLI with solver defaults, checked arguments and an end-of-run summary.
 
     ``GdlaCLI(args=[...])`` parses the fit command line (a leading ``"fit"`` is accepted), builds
@@ -180,42 +169,7 @@ class GdlaCLI(LightningCLI):
             plugins.append(self._checkpoint_io)
         return super().instantiate_trainer(callbacks=callbacks, plugins=plugins, **kwargs)
 
-    def after_instantiate_classes(self) -> None:
-        # Checkpoints go to <save_dir>/<name>/checkpoints, shared by every version of the
-        # experiment, so `--ckpt_path last` finds the previous run's last.ckpt.
-        logger = self.trainer.logger
-        for callback in self._model_checkpoints():
-            if callback.dirpath is None and logger is not None and logger.save_dir is not None:
-                callback.dirpath = os.path.join(logger.save_dir, str(logger.name or ""), "checkpoints")
-
     # -- running -------------------------------------------------------------------------------
-    def _model_checkpoints(self) -> list[ModelCheckpoint]:
-        return [cb for cb in self.trainer.checkpoint_callbacks if isinstance(cb, ModelCheckpoint)]
-
-    def _resume_point(self) -> Optional[CheckpointInfo]:
-        ckpt_path = self.config.get("ckpt_path")
-        if ckpt_path is None:
-            return None
-        directories = [Path(cb.dirpath) if cb.dirpath else Path(self.trainer.default_root_dir) / "checkpoints"
-                       for cb in self._model_checkpoints()]
-        try:
-            info = check_resume(ckpt_path, directories, self.model.state_dict(), fingerprint(self.model.problem))
-        except CheckpointError as error:
-            usage_error(str(error))
-        if info is not None and info.fingerprint is None:
-            _note(f"warning: {info.path} carries no problem fingerprint (written by an older torch_gdla): resuming "
-                  "without checking that it belongs to this config's problem")
-        if info is None:
-            where = ", ".join(str(d) for d in directories) or "this run (checkpointing is off)"
-            print(f"--ckpt_path last: no checkpoint in {where} yet; starting from step 0")
-        return info
-
-    def _checkpoint_write_failed(self, path: Path, error: OSError) -> None:
-        if path.parent not in self._write_failures:  # one line per directory, not one per save
-            self._write_failures.add(path.parent)
-            _note(f"could not write checkpoints in {path.parent}: {error.strerror or error}; the run goes on, "
-                  "and the checkpoints already there are kept intact")
-
     def _nothing_to_log(self) -> None:
         # The fit will only restore the checkpoint: no log version for it (an empty version_N
         # would hide the real runs from `torch-gdla plot`).  `Trainer.loggers` is settable.
@@ -258,13 +212,6 @@ class GdlaCLI(LightningCLI):
         report(result, self.config.get("output"), model.problem.check())
         return result
 
-    def _save_interrupted(self) -> None:
-        for callback in self._model_checkpoints():
-            if callback.save_last and callback.dirpath:
-                path = os.path.join(callback.dirpath, "last.ckpt")
-                self.trainer.save_checkpoint(path)
-                if not self._checkpoint_io.failed:
-                    print(f"interrupted: state saved to {path}; resume with --ckpt_path last")
 
 
 # A check product is printed for small problems only (a reader compares it entry by entry).

@@ -23,12 +23,13 @@ class WorstMember(Metric):
     full_state_update = False
     higher_is_better = False
     is_differentiable = False
+    worst: Tensor  # a torchmetrics state (add_state), reduced by max across processes
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.add_state("worst", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="max")
 
-    def update(self, values: Tensor) -> None:  # type: ignore[override]
+    def update(self, values: Tensor) -> None:
         values = values.detach().to(device=self.worst.device, dtype=torch.float64)
         self.worst = torch.maximum(self.worst, values.max())
 

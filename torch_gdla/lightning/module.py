@@ -2,28 +2,27 @@
 from __future__ import annotations
 
 import time
-import warnings
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional, cast
 
 import pytorch_lightning as pl
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from ..checkpoints import ITERATION_KEY, CheckpointError
 from ..engine import Criteria, Iteration, build_optimizer
+from ..engine.iteration import Step
 from ..errors import ArgumentError, ArgumentTypeError
-from ..fingerprints import FINGERPRINT_KEY, UnverifiedCheckpointWarning, difference, fingerprint
 from ..problems.base import Problem
 from ..result import Result, Status
 from ..validation import check_optimizer_factory, check_positive_int
 from .blocks import BlockSize, NoData
+from .resume import ResumableSolver
 from .support import checkpoint_step_intervals, count_optimizer_steps, max_time_set
 
 OptimizerCallable = Callable[[Iterable], torch.optim.Optimizer]
 
 
-class SolverModule(pl.LightningModule):
+class SolverModule(ResumableSolver):
     """Trains a :class:`~torch_gdla.problems.base.Problem` with Lightning.
 
     Manual optimization: each ``training_step`` runs a block of up to ``steps_per_block``
@@ -83,10 +82,10 @@ class SolverModule(pl.LightningModule):
         self.direct_steps = direct_steps
         self.deferred_checks = deferred_checks
         self.quality = torch.nn.ModuleDict()
-        self.iteration: Optional[Iteration] = None
+        self.iteration = None
         self.result: Optional[Result] = None
         self._optimizer: Optional[torch.optim.Optimizer] = None
-        self._resume_state: Optional[dict] = None
+        self._resume_state = None
 
     def forward(self) -> Tensor:
         return self.problem()
@@ -140,8 +139,9 @@ class SolverModule(pl.LightningModule):
         clock = self.block.clock
         started, before = clock(), iteration.steps
         try:
-            step = iteration.optimizer.step if self._direct else self.optimizers().step
-            status = iteration.run(budget, step, batch=data)
+            optimizer = iteration.optimizer if self._direct else self.optimizers()
+            assert not isinstance(optimizer, list)  # configure_optimizers returns one
+            status = iteration.run(budget, cast(Step, optimizer.step), batch=data)
         finally:
             if self._direct:
                 count_optimizer_steps(self.trainer, iteration.steps - before)
@@ -166,16 +166,10 @@ class SolverModule(pl.LightningModule):
     def _finish(self, status: Optional[Status]) -> None:
         if self.result is not None or self.iteration is None:
             return
-        trainer = self.trainer
-        epochs_ended = (status is None and self.problem.uses_data and trainer.max_epochs is not None
-                        and trainer.current_epoch + 1 >= trainer.max_epochs > 0)
+        epochs_ended = status is None and self.problem.uses_data and _epochs_ended(self.trainer)
         self.result = self.iteration.finish(status)
-        if epochs_ended and self.result.status is Status.MAX_STEPS:
-            self.result.reason = (f"max_epochs reached: {trainer.max_epochs} passes over the data "
-                                  f"({self.result.steps} steps); add epochs or set a tolerance to stop on")
-        elif epochs_ended and self.result.status is Status.COMPLETED:
-            self.result.reason = (f"completed: ran the {trainer.max_epochs} passes over the data configured "
-                                  f"({self.result.steps} steps; no tolerance was set, so none was checked)")
+        if epochs_ended:
+            _say_epochs_ended(self.result, self.trainer.max_epochs)
         self.result.metrics = {k: v for k, v in self._quality().items() if k != "residual"}
 
     def request_interrupt(self) -> None:
@@ -187,38 +181,20 @@ class SolverModule(pl.LightningModule):
         # The Trainer stopped on its own (max_time, a callback, epochs): the result still comes out.
         self._finish(None)
 
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # What problem this checkpoint belongs to: a resume into another one is refused on load.
-        checkpoint[FINGERPRINT_KEY] = fingerprint(self.problem)
-        if self.iteration is None:
-            return
-        checkpoint[ITERATION_KEY] = self.iteration.state_dict()
-        if self.iteration.iterate is not None:
-            # Saved after the run ended (Ctrl-C): the parameters hold the returned solution, but a
-            # resume must continue from the optimizer's own point, which its state belongs to.
-            names = [f"problem.{name}" for name, p in self.problem.named_parameters() if p.requires_grad]
-            for name, iterate in zip(names, self.iteration.iterate):
-                checkpoint["state_dict"][name] = iterate.clone()
 
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Refuse a checkpoint of another problem (class, dtype, shapes or values of the given
-        tensors differ) with a :class:`~torch_gdla.checkpoints.CheckpointError`, before Lightning
-        loads its state over this problem's data; a checkpoint without a fingerprint (written
-        before they existed) is resumed with an :class:`UnverifiedCheckpointWarning`."""
-        try:
-            where = self.trainer.ckpt_path or "the checkpoint"
-        except RuntimeError:  # not attached to a Trainer
-            where = "the checkpoint"
-        saved = checkpoint.get(FINGERPRINT_KEY)
-        if saved is None:
-            warnings.warn(f"{where} carries no problem fingerprint (written by an older torch_gdla): resuming without "
-                          "checking that it belongs to this problem", UnverifiedCheckpointWarning, stacklevel=2)
-        else:
-            differs = difference(saved, fingerprint(self.problem))
-            if differs is not None:
-                raise CheckpointError(f"{where} is a checkpoint of a different problem: {differs}; fit without "
-                                      "ckpt_path, or pass a checkpoint of this problem")
-        self._resume_state = checkpoint.get(ITERATION_KEY)
+def _epochs_ended(trainer: pl.Trainer) -> bool:
+    """The Trainer ran its last configured epoch (a data-driven run that stopped on its own)."""
+    return trainer.max_epochs is not None and trainer.current_epoch + 1 >= trainer.max_epochs > 0
+
+
+def _say_epochs_ended(result: Result, max_epochs: Optional[int]) -> None:
+    """The reason of a run that ended with its epochs: the passes over the data, not max_steps."""
+    if result.status is Status.MAX_STEPS:
+        result.reason = (f"max_epochs reached: {max_epochs} passes over the data ({result.steps} steps); add "
+                         "epochs or set a tolerance to stop on")
+    elif result.status is Status.COMPLETED:
+        result.reason = (f"completed: ran the {max_epochs} passes over the data configured ({result.steps} steps; "
+                         "no tolerance was set, so none was checked)")
 
 
 def _plain_steps(trainer: pl.Trainer) -> bool:

@@ -20,7 +20,8 @@ from ..problems.linear_system import LinearSystem
 from ..problems.preconditioning import PreconditionerLike
 from ..problems.spd import SPDLinearSystem, SPDMatrixInverse
 from ..result import Result
-from ._run import Options, run, wants_grad
+from . import _small
+from ._run import DEFAULT_MAX_STEPS, Options, run, wants_grad
 
 Operand = Union[Tensor, LinearOperator]
 
@@ -36,6 +37,13 @@ def _solve_detached(A: OperatorLike, b: Tensor, assume: Optional[str], precondit
     """The iterative solution, with no graph: (x, Result)."""
     A = A.detach() if isinstance(A, Tensor) else A
     b = b.detach()
+    if _small.eligible(A, b, init, preconditioner, options.optimizer, options.tol, options.rtol,
+                       options.residual_tol):
+        result = _small.solve_small(A, b, assume == "spd", init, options.residual_tol,  # type: ignore[arg-type]
+                                    options.max_steps or DEFAULT_MAX_STEPS)
+        if result is not None:
+            return result.solution, result
+        # anything but a clean convergence: the engine runs from the start and explains
     problem = (SPDLinearSystem(A, b, init=init, preconditioner=preconditioner) if assume == "spd"
                else LinearSystem(A, b, init=init, preconditioner=preconditioner))
     result = run(problem, options, name)

@@ -30,7 +30,16 @@ def _indices(n: int) -> tuple[Tensor, Tensor]:
     return index[:, None], index[None, :]
 
 
-class IdentityPlusNoise(Source):
+class SquareSource(Source):
+    """A recipe for a square matrix of order ``n`` (a positive integer)."""
+
+    def __init__(self, n: int, dtype: Optional[str] = None) -> None:
+        super().__init__(dtype)
+        check_positive_int(n, "n")
+        self.n = n
+
+
+class IdentityPlusNoise(SquareSource):
     """``I + scale * N`` with ``N`` seeded standard normal (``distribution="normal"``) or uniform
     on [-1, 1) (``"uniform"``).
 
@@ -42,9 +51,7 @@ class IdentityPlusNoise(Source):
 
     def __init__(self, n: int, scale: float = 0.1, seed: int = 314, distribution: str = "normal",
                  dtype: Optional[str] = None) -> None:
-        super().__init__(dtype)
-        check_positive_int(n, "n")
-        self.n = n
+        super().__init__(n, dtype)
         check_choice(distribution, "distribution", ("uniform", "normal"))
         self.scale = float(scale)
         self.seed = seed
@@ -59,7 +66,7 @@ class IdentityPlusNoise(Source):
         return torch.eye(self.n) + self.scale * noise
 
 
-class Conditioned(Source):
+class Conditioned(SquareSource):
     """A seeded random matrix with a chosen 2-norm condition number, built from its SVD.
 
     Singular values are spaced geometrically from 1 down to ``1/cond`` (``σ_k = cond^(-(k-1)/(n-1))``),
@@ -72,9 +79,7 @@ class Conditioned(Source):
 
     def __init__(self, n: int, cond: float = 100.0, kind: str = "spd", seed: int = 314,
                  m: Optional[int] = None, dtype: Optional[str] = None) -> None:
-        super().__init__(dtype)
-        check_positive_int(n, "n")
-        self.n = n
+        super().__init__(n, dtype)
         check_choice(kind, "kind", ("spd", "general"))
         if not float(cond) >= 1 or float(cond) == float("inf"):
             raise ArgumentError(f"cond must be a finite number >= 1 (the ratio of the largest to the smallest singular value); got {cond!r}")
@@ -109,7 +114,7 @@ class Conditioned(Source):
         return (u * sigma) @ v.mT
 
 
-class Hilbert(Source):
+class Hilbert(SquareSource):
     """Hilbert matrix ``H_ij = 1/(i + j − 1)`` (1-based): symmetric positive definite, with an
     inverse of integers ``(H⁻¹)_ij = (−1)^(i+j) (i+j−1) C(n+i−1, n−j) C(n+j−1, n−i) C(i+j−2, i−1)²``.
 
@@ -117,17 +122,12 @@ class Hilbert(Source):
     1.6e13 (n=10); beyond n≈12 even float64 cannot resolve it.  float64 by default.
     """
 
-    def __init__(self, n: int, dtype: Optional[str] = None) -> None:
-        super().__init__(dtype)
-        check_positive_int(n, "n")
-        self.n = n
-
     def build(self) -> Tensor:
         i, j = _indices(self.n)
         return 1.0 / (i + j - 1)
 
 
-class Pascal(Source):
+class Pascal(SquareSource):
     """Symmetric Pascal matrix ``P_ij = C(i+j, i)`` (0-based): SPD, integer entries,
     determinant 1 and an integer inverse (``P = L Lᵀ`` with ``L`` the lower-triangular Pascal
     matrix, whose inverse is ``L`` with alternating signs).
@@ -137,28 +137,18 @@ class Pascal(Source):
     integers up to n≈30).
     """
 
-    def __init__(self, n: int, dtype: Optional[str] = None) -> None:
-        super().__init__(dtype)
-        check_positive_int(n, "n")
-        self.n = n
-
     def build(self) -> Tensor:
         n = self.n
         return torch.tensor([[float(math.comb(i + j, i)) for j in range(n)] for i in range(n)], dtype=torch.float64)
 
 
-class Lehmer(Source):
+class Lehmer(SquareSource):
     """Lehmer matrix ``A_ij = min(i, j) / max(i, j)``: symmetric positive definite with a
     tridiagonal inverse (``(A⁻¹)_ii = 4i³/(4i²−1)`` for i < n, ``(A⁻¹)_nn = n²/(2n−1)``,
     ``(A⁻¹)_{i,i+1} = −i(i+1)/(2i+1)``).
 
     Condition grows only polynomially: ``n ≤ κ₂ ≤ 4n²`` (Newman & Todd).  float64 by default.
     """
-
-    def __init__(self, n: int, dtype: Optional[str] = None) -> None:
-        super().__init__(dtype)
-        check_positive_int(n, "n")
-        self.n = n
 
     def build(self) -> Tensor:
         i, j = _indices(self.n)
@@ -197,7 +187,7 @@ class Vandermonde(Source):
         return x[:, None] ** powers[None, :]
 
 
-class Frank(Source):
+class Frank(SquareSource):
     """Frank matrix: upper Hessenberg with ``F_ij = n + 1 − max(i, j)`` for ``j ≥ i − 1`` and 0
     below the subdiagonal; ``det F = 1``.  Its eigenvalues are positive and come in reciprocal
     pairs; the small ones are notoriously ill-conditioned (a test for eigenvalue solvers).
@@ -205,17 +195,12 @@ class Frank(Source):
     κ₂ grows exponentially: ≈ 1.2e2 (n=4), 2.8e5 (n=8), 4.3e9 (n=12).  float64 by default.
     """
 
-    def __init__(self, n: int, dtype: Optional[str] = None) -> None:
-        super().__init__(dtype)
-        check_positive_int(n, "n")
-        self.n = n
-
     def build(self) -> Tensor:
         i, j = _indices(self.n)
         return torch.where(j >= i - 1, self.n + 1 - torch.maximum(i, j), torch.zeros(()))
 
 
-class Kahan(Source):
+class Kahan(SquareSource):
     """Kahan matrix: upper triangular ``diag(1, s, s², …, s^(n−1)) · (I − c·U)`` with
     ``s = sin θ``, ``c = cos θ`` and ``U`` the strictly upper triangle of ones (MATLAB's
     ``gallery('kahan', n, theta)`` without the diagonal perturbation).  Column-pivoted QR does not
@@ -226,9 +211,7 @@ class Kahan(Source):
     """
 
     def __init__(self, n: int, theta: float = 1.2, dtype: Optional[str] = None) -> None:
-        super().__init__(dtype)
-        check_positive_int(n, "n")
-        self.n = n
+        super().__init__(n, dtype)
         self.theta = float(theta)
 
     def build(self) -> Tensor:
@@ -239,7 +222,7 @@ class Kahan(Source):
         return scale[:, None] * (torch.eye(n, dtype=torch.float64) - c * upper)
 
 
-class Wilkinson(Source):
+class Wilkinson(SquareSource):
     """Wilkinson's ``W⁺_n``: symmetric tridiagonal with ones off the diagonal and diagonal
     ``|(n−1)/2 − k|`` for k = 0…n−1 (``W⁺₂₁`` is the famous one).
 
@@ -249,9 +232,7 @@ class Wilkinson(Source):
     """
 
     def __init__(self, n: int = 21, dtype: Optional[str] = None) -> None:
-        super().__init__(dtype)
-        check_positive_int(n, "n")
-        self.n = n
+        super().__init__(n, dtype)
 
     def build(self) -> Tensor:
         n = self.n
@@ -260,7 +241,7 @@ class Wilkinson(Source):
         return torch.diag(diagonal) + torch.diag(ones, 1) + torch.diag(ones, -1)
 
 
-class Tridiagonal(Source):
+class Tridiagonal(SquareSource):
     """Constant tridiagonal (Toeplitz) matrix, by default ``(−1, 2, −1)``: the 1-D discrete
     Laplacian, symmetric positive definite with eigenvalues ``2 − 2cos(kπ/(n+1))``, k = 1…n.
 
@@ -271,9 +252,7 @@ class Tridiagonal(Source):
 
     def __init__(self, n: int, lower: float = -1.0, diagonal: float = 2.0, upper: float = -1.0,
                  dtype: Optional[str] = None) -> None:
-        super().__init__(dtype)
-        check_positive_int(n, "n")
-        self.n = n
+        super().__init__(n, dtype)
         self.lower, self.diagonal, self.upper = float(lower), float(diagonal), float(upper)
 
     def build(self) -> Tensor:

@@ -146,7 +146,9 @@ class Constant(Source):
 
     def __init__(self, shape: Sequence[int], value: float = 1.0, dtype: Optional[str] = None) -> None:
         super().__init__(dtype)
-        self.shape = [check_positive_int(s, "shape entries") for s in shape]
+        for size in shape:
+            check_positive_int(size, "shape entries")
+        self.shape = list(shape)
         self.value = float(value)
 
     def build(self) -> Tensor:

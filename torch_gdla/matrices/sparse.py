@@ -22,7 +22,8 @@ class Poisson2D(Source):
 
     def __init__(self, n: int, dtype: Optional[str] = None) -> None:
         super().__init__(dtype)
-        self.n = check_positive_int(n, "n")
+        check_positive_int(n, "n")
+        self.n = n
 
     def build(self) -> Tensor:
         n = self.n

@@ -308,18 +308,8 @@ class Krylov(Optimizer):
         that the CG coefficients define (the Ritz values; Golub & Van Loan §10.2).  A lower bound
         that sharpens with the steps: κ's smallest eigenvalue is found last.  Single-vector
         runs only (None otherwise, or before two steps)."""
-        coefficients = self.state[self.param].get("lanczos", [])[:LANCZOS_STEPS] if self._vector else []
-        if len(coefficients) < 2:
-            return None
-        alphas = torch.tensor([a for a, _ in coefficients], dtype=torch.float64)
-        betas = torch.tensor([b for _, b in coefficients], dtype=torch.float64)
-        diagonal = 1 / alphas
-        diagonal[1:] += betas[:-1] / alphas[:-1]
-        off = betas[:-1].sqrt() / alphas[:-1]
-        T = torch.diag(diagonal) + torch.diag(off, 1) + torch.diag(off, -1)
-        eigenvalues = torch.linalg.eigvalsh(T)
-        smallest, largest = float(eigenvalues[0]), float(eigenvalues[-1])
-        return largest / smallest if smallest > 0 else None
+        coefficients = self.state[self.param].get("lanczos", []) if self._vector else []
+        return lanczos_condition(coefficients)
 
     def error_factor(self) -> Optional[float]:
         """F with ‖x − x*‖/‖x*‖ ≲ F · (the problem's relative residual): κ(A) for the residual
@@ -364,6 +354,35 @@ class Krylov(Optimizer):
 # The Lanczos coefficients kept for the condition estimate: the first steps (the extreme Ritz
 # values settle early), bounded so the estimate costs at most a small eigenvalue problem.
 LANCZOS_STEPS = 300
+
+
+def lanczos_condition(coefficients: list[tuple[float, float]]) -> Optional[float]:
+    """λmax/λmin of the Lanczos tridiagonal matrix that CG's (α, β) coefficients define (the
+    first LANCZOS_STEPS of them); None with fewer than two, or a non-positive λmin.  T is built
+    as nested lists, one tensor construction: a few microseconds, where torch.diag and friends
+    cost tens (this runs once per solve, also for 4×4 systems)."""
+    coefficients = coefficients[:LANCZOS_STEPS]
+    k = len(coefficients)
+    if k < 2:
+        return None
+    diagonal = [1 / alpha for alpha, _ in coefficients]
+    off = [beta ** 0.5 / alpha for alpha, beta in coefficients[:-1]]
+    for i, (alpha, beta) in enumerate(coefficients[:-1]):
+        diagonal[i + 1] += beta / alpha
+    if k <= 32:
+        T = [[0.0] * k for _ in range(k)]
+        for i in range(k):
+            T[i][i] = diagonal[i]
+        for i, value in enumerate(off):
+            T[i][i + 1] = T[i + 1][i] = value
+        matrix = torch.tensor(T, dtype=torch.float64)
+    else:  # a k² list costs more than three diagonal constructions
+        d, o = torch.tensor(diagonal, dtype=torch.float64), torch.tensor(off, dtype=torch.float64)
+        matrix = torch.diag(d) + torch.diag(o, 1) + torch.diag(o, -1)
+    eigenvalues = torch.linalg.eigvalsh(matrix)
+    values = eigenvalues.tolist()  # one read of the host, not two
+    smallest, largest = values[0], values[-1]
+    return largest / smallest if smallest > 0 else None
 
 
 def _remember(state: dict[str, Any], alpha: float, beta: float) -> None:

@@ -14,17 +14,18 @@ contract.
 from __future__ import annotations
 
 import abc
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import torch
 from torch import Tensor, nn
 
 from ..errors import UnsupportedInputError
+from .hooks import DiagnosisHooks, Measure, ReferenceHooks, ShardingHooks
 
-Measure = Callable[[], Tensor]
+__all__ = ["Problem", "Measure"]
 
 
-class Problem(nn.Module, metaclass=abc.ABCMeta):
+class Problem(DiagnosisHooks, ReferenceHooks, ShardingHooks, nn.Module, metaclass=abc.ABCMeta):
     """Base class of all torch_gdla problems.
 
     Required:
@@ -35,7 +36,8 @@ class Problem(nn.Module, metaclass=abc.ABCMeta):
         member (shape = ``batch_shape``; 0-d for an unbatched problem).  It decides
         convergence, so it must not trust the optimizer: compute it from the data.
 
-    Optional, with defaults (override what applies):
+    Optional, with defaults (override what applies; the diagnosis, reference and sharding
+    hooks live in ``hooks.py``, grouped by who calls them):
 
     ======================  =========================================================================
     ``batch_shape``         leading dimensions that index independent members (default ``()``)
@@ -87,11 +89,6 @@ class Problem(nn.Module, metaclass=abc.ABCMeta):
     uses_data: bool = False
     stochastic: bool = False
     last_iterate: bool = False
-    singular_advice: Optional[str] = None
-    # Why ``tol`` (a threshold on the loss) means nothing for this problem — e.g. an energy loss,
-    # negative at the solution and of unknown minimum — or None where it applies; a run given
-    # tol is then refused with this message.
-    tol_advice: Optional[str] = None
     # Buffers that belong to the seeded start rather than to the given data (left out of given_tensors()).
     start_buffers: tuple[str, ...] = ()
 
@@ -148,11 +145,6 @@ class Problem(nn.Module, metaclass=abc.ABCMeta):
         """An upper bound on ``residual()`` given the loss value, or None if the loss does not bound it."""
         return None
 
-    def condition_number(self) -> Optional[float]:
-        """The 2-norm condition number that limits the attainable accuracy (worst member), or
-        None when it does not apply.  Called only to explain a run that stalled."""
-        return None
-
     def given_tensors(self) -> dict[str, Tensor]:
         """The given data that identify this problem, by name: a checkpoint records their shapes,
         dtypes and a hash of their values, and a resume into a problem whose given tensors differ
@@ -161,63 +153,8 @@ class Problem(nn.Module, metaclass=abc.ABCMeta):
         start, which a resume replaces along with the unknown).  A problem whose data are not
         buffers (rows read from files) may add what identifies them."""
         persistent = set(self.state_dict(keep_vars=True))
-        return {name: buffer for name, buffer in self.named_buffers()
-                if name in persistent and not name.rsplit(".", 1)[-1].startswith("_") and name not in self.start_buffers}
-
-    residual_meaning: str = ""
-
-    def check(self) -> Optional[tuple[str, Tensor]]:
-        """Something to compare with the data at the solution, e.g. ``("X @ M", X @ M)`` (≈ I)."""
-        return None
-
-    def error_estimate(self, residual: float, method: Any) -> Optional[float]:
-        """An estimate of the solution's relative error from its residual (κ·residual for a
-        linear system, κ from ``method`` when it can tell — a Krylov method's Lanczos
-        coefficients); None (default) when the problem does not know one."""
-        return None
-
-    def residual_floor(self) -> Optional[float]:
-        """The smallest residual this loss can resolve in its dtype, when the loss itself sets a
-        floor above eps·κ; None when it does not."""
-        return None
-
-    def reference(self) -> Any:
-        """The answer of a direct ``torch.linalg`` solver, for comparison (costs a direct solve)."""
-        raise UnsupportedInputError(f"{type(self).__name__} has no direct reference solution")
-
-    @torch.no_grad()
-    def reference_errors(self, reference: Any) -> Tensor:
-        """‖X − X_ref‖_F / ‖X_ref‖_F per batch member (the absolute error where X_ref = 0)."""
-        solution = self.solution
-        member_dims = tuple(range(len(self.batch_shape), reference.dim()))
-        if not member_dims:  # a scalar unknown
-            return (solution - reference).abs()
-        error = torch.linalg.vector_norm(solution - reference, dim=member_dims)
-        scale = torch.linalg.vector_norm(reference, dim=member_dims)
-        return torch.where(scale > 0, error / scale.clamp_min(torch.finfo(scale.dtype).tiny), error)
-
-    def measures(self, reference: bool = False) -> dict[str, Measure]:
-        """Solution-quality measures: name -> a function returning one value per batch member.
-
-        The default is the residual, plus ``reference_error`` (the relative error against
-        :meth:`reference`, computed once and kept) when ``reference`` is True.  Problems add
-        their own (an SVD adds ``orthogonality``); measures that cost a pass over the data are
-        left out.  The Lightning side logs each as a torchmetrics metric.
-        """
-        measures: dict[str, Measure] = {"residual": self.residuals}
-        if reference:
-            measures["reference_error"] = self._reference_error_measure()
-        return measures
-
-    def _reference_error_measure(self) -> Measure:
-        cache: list[Any] = []
-
-        def reference_error() -> Tensor:
-            if not cache:
-                cache.append(self.reference())
-            return self.reference_errors(cache[0])
-
-        return reference_error
+        return {name: buffer for name, buffer in self.named_buffers() if name in persistent
+                and not name.rsplit(".", 1)[-1].startswith("_") and name not in self.start_buffers}
 
     def attach(self, solution: Any) -> Any:
         """``solution`` attached to the autograd graph of the given tensors that require grad
@@ -228,22 +165,6 @@ class Problem(nn.Module, metaclass=abc.ABCMeta):
     def train_dataloader(self) -> Any:
         """The DataLoader of a data-driven problem (``uses_data``), unless a datamodule is given."""
         raise UnsupportedInputError(f"{type(self).__name__} reads no data; pass a datamodule to fit")
-
-    # -- sharding (gdla.sharding) -------------------------------------------------------------------
-    @property
-    def num_pieces(self) -> int:
-        """How many independent pieces the unknown splits into."""
-        raise UnsupportedInputError(
-            f"{type(self).__name__} does not split into independent pieces; gdla.sharding takes a MatrixInverse or "
-            "a LinearSystem with several right-hand sides")
-
-    def split(self, indices: list[int]) -> "Problem":
-        """The problem of the pieces ``indices`` alone (a copy of the data it needs)."""
-        raise UnsupportedInputError(f"{type(self).__name__} cannot be split; see num_pieces")
-
-    def join(self, pieces: Tensor) -> Tensor:
-        """The solution from every piece's solution, stacked along the last dimension in order."""
-        return pieces
 
     def extra_repr(self) -> str:
         shapes = ", ".join(f"{name}={tuple(p.shape)}" for name, p in self.named_parameters())

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ArgumentError
-from .base import Problem
+from .losses import MemberLosses
 
 # Lanczos steps of the top-k check (Decomposition.top_k_gaps).
 TOP_K_STEPS = 8
@@ -53,7 +53,7 @@ def check_rank(rank: Any, shape: torch.Size) -> int:
     return rank
 
 
-class Decomposition(Problem):
+class Decomposition(MemberLosses):
     """What every SVD variant shares: unknowns that give factors (U, S, V) of ``M``.
 
     A subclass provides ``factors()`` (differentiable, unnormalised), ``_member_losses()`` (the
@@ -91,12 +91,9 @@ class Decomposition(Problem):
         return self.M.shape[:-2]
 
     # -- loss and solution -----------------------------------------------------------------------
-    def forward(self) -> Tensor:
-        return self._member_losses().sum()
-
-    @torch.no_grad()
-    def losses(self) -> Tensor:
-        return self._member_losses()
+    def _loss(self, reduce_batch: bool) -> Tensor:
+        losses = self._member_losses()
+        return losses.sum() if reduce_batch else losses
 
     @property
     def solution(self) -> SVDSolution:

@@ -63,14 +63,15 @@ def check_variant(instance: Any, root: Any, **selectors: Any) -> None:
     if not isinstance(instance, variant):
         defaults = inspect.signature(root.__init__).parameters
         given = ", ".join(f"{name}={value!r}" for name, value in selectors.items()
-                          if name not in defaults or _differs(value, defaults[name].default))
+                          if name not in defaults or differs(value, defaults[name].default))
         raise ArgumentError(
             f"{type(instance).__name__} derives from {root.__name__}, but {given} selects {variant.__name__}: "
             f"call gdla.{root.__name__}(...), or derive from {variant.__name__}"
         )
 
 
-def _differs(value: Any, default: Any) -> bool:
+def differs(value: Any, default: Any) -> bool:
+    """value != default, where a value that cannot be compared (a tensor of several entries) differs."""
     try:
         return bool(value != default)
     except (TypeError, ValueError, RuntimeError):  # e.g. a tensor of several entries

@@ -13,10 +13,9 @@ from typing import Any, Optional, Union
 import torch
 from torch import Tensor, nn
 
-from ..errors import ArgumentError, UnsupportedInputError
+from ..errors import ArgumentError
 from ..matrices import MatrixLike
-from ..operators import accurate, is_symmetric
-from ..optim.krylov import LinearForm
+from ..operators import accurate
 from ..validation import (
     as_matrix,
     check_choice,
@@ -25,17 +24,17 @@ from ..validation import (
     check_int,
     describe,
 )
-from .base import Problem
 from .energy import check_assumption
 from .family import Arguments, Family, check_variant
-from .linear_system import LinearSystem, condition
-from .losses import batched_mse
+from .inverse_systems import InverseSystems
+from .linear_problem import condition
+from .losses import MemberLosses, batched_mse
 from .starts import seeded_uniform
 
 SIDES = ("left", "right", "both")
 
 
-class MatrixInverse(Problem, metaclass=Family):
+class MatrixInverse(InverseSystems, MemberLosses, metaclass=Family):
     """Approximate inverse ``X`` of a square matrix ``M`` (leading dimensions are a batch).
 
     Args:
@@ -112,13 +111,6 @@ class MatrixInverse(Problem, metaclass=Family):
     def _errors(self, X: Tensor) -> list[Tensor]:
         return _errors(X, self.M, self.identity, self.side)
 
-    def forward(self) -> Tensor:
-        return self._loss(reduce_batch=True)
-
-    @torch.no_grad()
-    def losses(self) -> Tensor:
-        return self._loss(reduce_batch=False)
-
     def _loss(self, reduce_batch: bool) -> Tensor:
         batch_dims = len(self.batch_shape)
         losses = [batched_mse(error, batch_dims, reduce_batch) for error in self._errors(self.X)]
@@ -167,20 +159,6 @@ class MatrixInverse(Problem, metaclass=Family):
         """cond(M) of the worst member; a singular or zero matrix counts as infinitely ill-conditioned."""
         return float(condition(self.M))
 
-    # -- the Krylov view of the loss -------------------------------------------------------------------
-    def linear_form(self) -> Optional[LinearForm]:
-        """X M = I as Mᵀ Xᵀ = I (``side="left"``: the rows of X are the columns solved) or M X = I
-        (``"right"``), mse = ‖·‖²/n²; None for ``side="both"``, which is no single system."""
-        if self.side == "both":
-            return None
-        M, n = self.M, self.n
-        operator = M.mT if self.side == "left" else M
-        symmetric = is_symmetric(M)
-        return LinearForm(apply=lambda P: operator @ P, apply_t=lambda S: operator.mT @ S,
-                          rhs=self.identity.expand_as(M), columns=self._unknown_columns, spd=symmetric,
-                          energy=self.assume == "spd", scale=1.0 / (n * n), normal_residual=False,
-                          residual_norms=torch.full(self.batch_shape, math.sqrt(n), dtype=M.dtype, device=M.device))
-
     def attach(self, solution: Tensor) -> Tensor:
         """X attached to the graph of M (if it requires grad), as ``gdla.linalg.inv`` differentiates it."""
         if self._given is None:
@@ -189,44 +167,6 @@ class MatrixInverse(Problem, metaclass=Family):
 
         return solvers.attach_inverse(self._given[0], solution)
 
-    def _unknown_columns(self, X: Tensor) -> Tensor:
-        # side="left": the rows of X, as the columns of a view of Xᵀ (writes go through to X).
-        return X.mT if self.side == "left" else X
-
-    def default_optimizer(self) -> torch.optim.Optimizer:
-        """A Krylov method on :meth:`linear_form` (conjugate gradient for a symmetric M: one
-        n×n×n product per step; CGLS otherwise: two); ``side="both"``: the base conjugate gradient."""
-        form = self.linear_form()
-        if form is None:
-            return super().default_optimizer()
-        from ..optim import Krylov
-
-        return Krylov(self.parameters(), form, on_indefinite="raise" if form.energy else "cgls")
-
-    # -- sharding: rows (side="left") or columns (side="right") of X ---------------------------
-    @property
-    def num_pieces(self) -> int:
-        """n: the rows of X for ``side="left"``, its columns for ``side="right"``."""
-        if self.side == "both":
-            raise UnsupportedInputError('MatrixInverse(side="both") couples the rows and the columns of X, so it does '
-                                        'not split; shard side="left" (rows) or side="right" (columns)')
-        return self.n
-
-    def split(self, indices: list[int]) -> Problem:
-        """The pieces ``indices`` as one ``LinearSystem`` with ``len(indices)`` right-hand sides:
-        ``Mᵀ Y = I[:, indices]`` (Y = the rows' transpose) for ``side="left"``, ``M Y = I[:, indices]``
-        for ``side="right"``; the energy form (``assume``) carries over."""
-        _ = self.num_pieces  # refuses side="both"
-        M = self.M
-        index = torch.tensor(indices, device=M.device)
-        identity = torch.eye(self.n, dtype=M.dtype, device=M.device).index_select(-1, index)
-        identity = identity.expand(*M.shape[:-2], self.n, len(indices))
-        matrix = M.mT if self.side == "left" else M
-        return LinearSystem(matrix.detach().clone(), identity.clone(), assume=self.assume)
-
-    def join(self, pieces: Tensor) -> Tensor:
-        """X from the pieces' solutions stacked as columns: their transpose for ``side="left"``."""
-        return pieces.mT.contiguous() if self.side == "left" else pieces
 
 
 def _errors(X: Tensor, M: Tensor, identity: Tensor, side: str) -> list[Tensor]:

@@ -9,24 +9,19 @@ mse; its minimiser satisfies ``AᵀW(Ax − b) + l2·x + l1·∂‖x‖₁ ∋ 0
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
 import torch
 from torch import Tensor
 
-from ..errors import ArgumentError, UnsupportedInputError
-from ..matrices import MatrixLike, VectorLike
-from ..operators import LinearOperator, OperatorLike, accurate, matmul, rmatmul
+from ..errors import UnsupportedInputError
+from ..matrices import VectorLike
+from ..operators import accurate, matmul, rmatmul
 from ..optim.krylov import LinearForm
-from ..validation import (
-    as_float_tensor,
-    check_bool,
-    check_dense,
-    check_finite,
-    check_number,
-)
-from .linear_system import LinearSystem, norm_bound
-from .preconditioning import PreconditionerLike
+from ..validation import check_bool, check_dense, check_number
+from .linear_problem import norm_bound
+from .linear_system import LinearSystem
+from .weighting import sqrt_weights, weighted_normal, weighted_operator, weights_of
 
 
 class RegularisedLeastSquares(LinearSystem):
@@ -50,23 +45,11 @@ class RegularisedLeastSquares(LinearSystem):
 
     _sqrt_w: Optional[Tensor]
 
-    def __init__(
-        self,
-        A: MatrixLike,
-        b: VectorLike,
-        init: Optional[Union[str, Tensor]] = None,
-        seed: int = 314,
-        weights: Optional[VectorLike] = None,
-        l2: float = 0.0,
-        l1: float = 0.0,
-        nonnegative: bool = False,
-        preconditioner: PreconditionerLike = None,
-    ) -> None:
-        super().__init__(A, b, init=init, seed=seed, preconditioner=preconditioner)
+    def _init_variant(self, weights: Optional[VectorLike], l2: float, l1: float, nonnegative: bool) -> None:
         self.l2 = _check_penalty(l2, "l2")
         self.l1 = _check_penalty(l1, "l1")
         self.nonnegative = check_bool(nonnegative, "nonnegative")
-        self.register_buffer("_sqrt_w", _sqrt_weights(weights, self.A))
+        self.register_buffer("_sqrt_w", sqrt_weights(weights, self.A))
         # Nonsmooth (l1) and constrained (x >= 0) problems are not quadratic: no exact line search.
         self.quadratic = not (self.l1 > 0 or self.nonnegative)
         # The proximal method evaluates the loss at extrapolated points and converges linearly: the
@@ -77,30 +60,14 @@ class RegularisedLeastSquares(LinearSystem):
             with torch.no_grad():
                 self.x.clamp_(min=0)  # a feasible start
         # Relative residuals divide by ‖AᵀWb‖, the optimality measure's value at x = 0.
-        self._rhs_norms = self._member_norm(self._weighted_normal(self._columns(self.b)))
-
-    def _weighted_normal(self, columns: Tensor) -> Tensor:
-        """AᵀW·columns."""
-        return rmatmul(self.A, columns * self._sqrt_w.square() if self._sqrt_w is not None else columns)
+        self._rhs_norms = self._member_norm(weighted_normal(self.A, self._sqrt_w, self._columns(self.b)))
 
     def _weighted_matrix(self) -> Tensor:
+        """W^½A for a dense A (refused otherwise)."""
         check_dense(self.A, "A", "this needs the dense weighted matrix", "use a dense A")
-        return self.A * self._sqrt_w if self._sqrt_w is not None else self.A
-
-    def _weighted_operator(self) -> OperatorLike:
-        """W^½A as an operand: the dense product, or an operator applying the weights (sparse A
-        and operators are not densified)."""
-        if self.dense or self._sqrt_w is None:
-            return self._weighted_matrix() if self.dense else self.A
-        A, w = self.A, self._sqrt_w.squeeze(-1)
-
-        def matvec(v: Tensor) -> Tensor:
-            return (w if v.dim() == 1 else w.unsqueeze(-1)) * matmul(A, v)
-
-        def rmatvec(u: Tensor) -> Tensor:
-            return rmatmul(A, (w if u.dim() == 1 else w.unsqueeze(-1)) * u)
-
-        return LinearOperator(tuple(A.shape), matvec, rmatvec, dtype=self.b.dtype, device=self.b.device, matmat=True)
+        weighted = weighted_operator(self.A, self._sqrt_w)
+        assert isinstance(weighted, Tensor)  # a dense A gives the dense product
+        return weighted
 
     def linear_form(self) -> LinearForm:
         """(‖W^½(AX − B)‖² + l2‖X‖²)/(m·k): CGLS on W^½A with damping l2 (quadratic variants only)."""
@@ -110,18 +77,10 @@ class RegularisedLeastSquares(LinearSystem):
             apply, apply_t, rhs = (lambda P: matmul(A, P)), (lambda S: rmatmul(A, S)), B
         else:
             apply, apply_t, rhs = (lambda P: sqrt_w * matmul(A, P)), (lambda S: rmatmul(A, sqrt_w * S)), sqrt_w * B
-        weights = None if sqrt_w is None else sqrt_w.square().squeeze(-1)
         return self._form(apply, apply_t, rhs, False, energy=False, scale=1.0 / (A.shape[-2] * self.num_rhs),
-                          weights=weights, l2=self.l2, normal_residual=True)
+                          weights=weights_of(sqrt_w), l2=self.l2, normal_residual=True)
 
-    def forward(self) -> Tensor:
-        return self._regularised_losses().sum()
-
-    @torch.no_grad()
-    def losses(self) -> Tensor:
-        return self._regularised_losses()
-
-    def _regularised_losses(self) -> Tensor:
+    def _loss(self, reduce_batch: bool) -> Tensor:
         x = self._columns(self.x)
         difference = matmul(self.A, x) - self._columns(self.b)
         if self._sqrt_w is not None:
@@ -132,7 +91,8 @@ class RegularisedLeastSquares(LinearSystem):
             loss = loss + self.l2 * x.square().sum(dim=(-2, -1))
         if self.l1 > 0:
             loss = loss + 2.0 * self.l1 * x.abs().sum(dim=(-2, -1))
-        return loss / (m * k)
+        loss = loss / (m * k)
+        return loss.sum() if reduce_batch else loss
 
     @torch.no_grad()
     def residuals(self) -> Tensor:
@@ -170,7 +130,7 @@ class RegularisedLeastSquares(LinearSystem):
     def condition_number(self) -> Optional[float]:
         if not self.dense:
             return None
-        m, n = self.A.shape[-2:]
+        m, n = self.shape
         singular = torch.linalg.svdvals(self._weighted_matrix())
         largest = singular.max(dim=-1).values.square() + self.l2
         smallest = (singular.min(dim=-1).values.square() if m >= n else torch.zeros_like(largest)) + self.l2
@@ -194,7 +154,7 @@ class RegularisedLeastSquares(LinearSystem):
             solution = torch.linalg.solve(gram, weighted.mT @ rhs)
         else:
             solution = torch.linalg.pinv(weighted) @ rhs
-        return solution.squeeze(-1) if self.vector_rhs else solution
+        return self._from_columns(solution)
 
     def measures(self, reference: bool = False) -> dict[str, Any]:
         """The residual, and the reference error for weighted/ridge only (l1 and nonnegative
@@ -206,7 +166,7 @@ class RegularisedLeastSquares(LinearSystem):
         """The Lipschitz constant of the smooth part of the loss's gradient (the largest member's):
         2/(m·k)·(‖W^½A‖₂² + l2).  ``1/lipschitz()`` is a step length that always converges."""
         m = self.A.shape[-2]
-        return 2.0 / (m * self.num_rhs) * (norm_bound(self._weighted_operator()) ** 2 + self.l2)
+        return 2.0 / (m * self.num_rhs) * (norm_bound(weighted_operator(self.A, self._sqrt_w)) ** 2 + self.l2)
 
     def default_optimizer(self) -> torch.optim.Optimizer:
         """The optimizer ``gdla.solve`` uses when none is given: conjugate gradient with the exact
@@ -223,27 +183,8 @@ class RegularisedLeastSquares(LinearSystem):
 
     def _variant_arguments(self) -> dict[str, Any]:
         # Only √w is kept; (√w)² is w to rounding, and the piece takes its square root again.
-        weights = None if self._sqrt_w is None else self._sqrt_w.square().squeeze(-1)
-        return dict(weights=weights, l2=self.l2, l1=self.l1, nonnegative=self.nonnegative,
+        return dict(weights=weights_of(self._sqrt_w), l2=self.l2, l1=self.l1, nonnegative=self.nonnegative,
                     preconditioner=self.preconditioner)
-
-
-def _sqrt_weights(weights: Optional[VectorLike], matrix: Tensor) -> Optional[Tensor]:
-    """√weights as a column (…, m, 1) of A's dtype and device, or None; the weights checked."""
-    if weights is None:
-        return None
-    m, batch = matrix.shape[-2], matrix.shape[:-2]
-    w = as_float_tensor(weights, "weights")
-    check_finite(w, "weights")
-    if tuple(w.shape) not in ((m,), (*batch, m)):
-        raise ArgumentError(f"weights must have shape ({m},) (one weight per row of A) or {(*batch, m)} (per batch "
-                            f"member); got {tuple(w.shape)}")
-    if bool((w < 0).any()):
-        raise ArgumentError(f"weights must be >= 0 (each multiplies a row's squared error); got {int((w < 0).sum())} "
-                            "negative entries. Drop those rows or use their absolute values")
-    if not bool((w > 0).any()):
-        raise ArgumentError("weights are all zero, so every x is a solution; give at least one row a positive weight")
-    return w.to(device=matrix.device, dtype=matrix.dtype).sqrt().unsqueeze(-1)
 
 
 def _check_penalty(value: Any, name: str) -> float:

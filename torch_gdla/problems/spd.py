@@ -15,12 +15,12 @@ import torch
 from torch import Tensor
 
 from ..matrices import MatrixLike, VectorLike
-from ..operators import LinearOperator, matmul, rmatmul
+from ..operators import OperatorLike, matmul, rmatmul
 from ..optim.krylov import LinearForm
 from .energy import BestResidual, check_spd, energy_floor, inverse_energy, system_energy
 from .inverse import MatrixInverse
-from .linear_system import LinearSystem, norm_bound
-from .preconditioning import PreconditionerLike
+from .linear_problem import norm_bound
+from .linear_system import LinearSystem
 
 
 class EnergyForm:
@@ -32,7 +32,7 @@ class EnergyForm:
 
     assume: Optional[str] = "spd"
     quadratic = True
-    tol_advice = ("its loss is the energy ½xᵀAx − bᵀx, negative at the solution and of unknown minimum, so a "
+    tol_advice: Optional[str] = ("its loss is the energy ½xᵀAx − bᵀx, negative at the solution and of unknown minimum, so a "
                   "loss threshold proves nothing; stop on residual_tol (the default) instead")
 
     def _init_energy(self) -> None:
@@ -50,7 +50,7 @@ class EnergyForm:
             return None
         return energy_floor(matrix, rhs)
 
-    def _energy_data(self) -> tuple[Tensor, Tensor]:
+    def _energy_data(self) -> tuple[OperatorLike, Tensor]:
         raise NotImplementedError  # each variant says which matrix and right-hand sides
 
 
@@ -98,10 +98,7 @@ class SPDLinearSystem(EnergyForm, LinearSystem):
     ``residual_floor()``: see ``energy.energy_floor``.
     """
 
-    def __init__(self, A: Union[MatrixLike, LinearOperator], b: VectorLike,
-                 init: Optional[Union[str, Tensor]] = None, seed: int = 314,
-                 preconditioner: PreconditionerLike = None) -> None:
-        super().__init__(A, b, init=init, seed=seed, preconditioner=preconditioner)
+    def _init_variant(self, weights: Optional[VectorLike], l2: float, l1: float, nonnegative: bool) -> None:
         check_spd(self.A, "A")
         self._init_energy()
 
@@ -112,14 +109,7 @@ class SPDLinearSystem(EnergyForm, LinearSystem):
         return self._form(lambda P: matmul(A, P), lambda S: rmatmul(A, S), self._columns(self.b), True,
                           energy=True, scale=1.0 / A.shape[-1])
 
-    def forward(self) -> Tensor:
-        return self._energy(reduce_batch=True)
-
-    @torch.no_grad()
-    def losses(self) -> Tensor:
-        return self._energy(reduce_batch=False)
-
-    def _energy(self, reduce_batch: bool) -> Tensor:
+    def _loss(self, reduce_batch: bool) -> Tensor:
         b = self._columns(self.b)
         energy, product = system_energy(self.A, self._columns(self.x), b)
         loss = energy.sum() if reduce_batch else energy
@@ -133,7 +123,7 @@ class SPDLinearSystem(EnergyForm, LinearSystem):
         """The Lipschitz constant of the energy's gradient (the largest member's): ‖A‖₂/n."""
         return norm_bound(self.A) / self.A.shape[-1]
 
-    def _energy_data(self) -> tuple[Tensor, Tensor]:
+    def _energy_data(self) -> tuple[OperatorLike, Tensor]:
         return self.A, self._columns(self.b)
 
     def _variant_arguments(self) -> dict[str, Any]:

@@ -9,18 +9,18 @@ when the shares are equal.
 """
 from __future__ import annotations
 
-from typing import Any, Iterator, Optional, Sized, Union, cast
+from typing import Any, Iterator, Optional, Union
 
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..data import RowBlocks, check_item, collate_items, data_dtype, open_rows
-from ..distributed import all_reduce_sum, rank_and_world_size
+from ..distributed import all_reduce_sum
 from ..errors import ArgumentError, ArgumentTypeError
 from ..matrices import MatrixLike, VectorLike
-from ..validation import check_nonnegative_int, check_positive_int
+from ..validation import check_positive_int
 from .base import Problem
+from .row_source import RowSource
 
 
 class StreamedLeastSquares(Problem):
@@ -69,84 +69,31 @@ class StreamedLeastSquares(Problem):
     ) -> None:
         super().__init__()
         check_positive_int(batch_size, "batch_size", allow_none=True, meaning="rows per step; None: all rows")
-        check_positive_int(residual_rows, "residual_rows")
-        check_nonnegative_int(num_workers, "num_workers")
         self.shuffle = bool(shuffle)
         self.seed = int(seed)
-        self.num_workers = num_workers
-        self.residual_rows = residual_rows
-        if isinstance(A, Dataset):
-            if b is not None:
-                raise ArgumentError("b must be None when A is a Dataset: its items are (rows, targets) pairs")
-            if not hasattr(A, "__len__") or not hasattr(A, "__getitem__"):
-                raise ArgumentTypeError("A must be a map-style Dataset (with __len__ and __getitem__) so it can be sharded")
-            if len(A) == 0:
-                raise ArgumentError("the Dataset A is empty")
-            self.dataset: Dataset = A
-            self._arrays = None
-            first_rows, first_targets = check_item(A[0], "A[0]")
-            self.n = first_rows.shape[-1]
-            self.k = None if first_targets.dim() == first_rows.dim() - 1 else first_targets.shape[-1]
-            self._dtype = data_dtype(dtype, first_rows.dtype)
-            self.rows = None  # unknown until a pass
-            self._item_batch = batch_size  # items per batch; None: every item in one batch
-        else:
-            if b is None:
-                raise ArgumentError("b (the targets) is required unless A is a Dataset of (rows, targets)")
-            matrix, targets = open_rows(A, b)
-            self._arrays = (matrix, targets)
-            self.n = int(matrix.shape[1])
-            self.k = None if len(targets.shape) == 1 else int(targets.shape[1])
-            self._dtype = data_dtype(dtype, matrix.dtype)
-            self.rows = int(matrix.shape[0])
-            block = self.rows if batch_size is None else min(batch_size, self.rows)
-            self.dataset = RowBlocks(matrix, targets, block, self._dtype)
-            self._item_batch = None  # items are already blocks
+        self.source = RowSource(A, b, batch_size, dtype, num_workers, residual_rows)
+        self.n, self.k, self.rows, self.dataset = self.source.n, self.source.k, self.source.rows, self.source.dataset
         if n_features is not None and n_features != self.n:
             raise ArgumentError(f"n_features={n_features} but the data have {self.n} columns")
         self.batch_size = batch_size
         whole = batch_size is None or (self.rows is not None and batch_size >= self.rows)
         self.stochastic = not whole
         shape = (self.n,) if self.k is None else (self.n, self.k)
-        self.x = nn.Parameter(torch.zeros(shape, dtype=self._dtype))
+        self.x = nn.Parameter(torch.zeros(shape, dtype=self.source.dtype))
         self._rhs_norm: Optional[Tensor] = None
 
     # -- data ---------------------------------------------------------------------------------
     def train_dataloader(self) -> DataLoader:
         """One batch per optimizer step: a block of rows (memmap/array) or ``batch_size`` items."""
-        generator = torch.Generator().manual_seed(self.seed)
-        if self._arrays is not None:
-            return DataLoader(self.dataset, batch_size=None, shuffle=self.shuffle, generator=generator,
-                              num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
-        batch = self._item_batch if self._item_batch is not None else len(cast(Sized, self.dataset))
-        return DataLoader(self.dataset, batch_size=batch, shuffle=self.shuffle, generator=generator,
-                          collate_fn=collate_items, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0)
+        return self.source.loader(self.shuffle, self.seed)
 
     def _batch(self, batch: Any) -> tuple[Tensor, Tensor]:
-        if not isinstance(batch, (tuple, list)) or len(batch) != 2:
-            raise ArgumentTypeError(f"a batch must be a (rows, targets) pair; got {type(batch).__name__}")
-        rows, targets = batch
-        if rows.shape[-1] != self.n:
-            raise ArgumentError(f"a batch has rows of {rows.shape[-1]} features; the problem has n = {self.n}")
-        rows = rows.reshape(-1, self.n).to(device=self.x.device, dtype=self.x.dtype)
-        targets = targets.to(device=self.x.device, dtype=self.x.dtype)
-        targets = targets.reshape(rows.shape[0]) if self.k is None else targets.reshape(rows.shape[0], self.k)
-        return rows, targets
+        return self.source.batch(batch, self.x.device, self.x.dtype)
 
-    def _chunks(self, shard: bool = True) -> Iterator[tuple[Tensor, Tensor]]:
+    def _chunks(self) -> Iterator[tuple[Tensor, Tensor]]:
         """This process's share of the data (all of it without torch.distributed), in order."""
-        rank, world = rank_and_world_size() if shard else (0, 1)
-        if self._arrays is not None:
-            blocks = RowBlocks(*self._arrays, self.residual_rows, self._dtype)
-            for index in range(rank, len(blocks), world):
-                yield self._batch(blocks[index])
-            return
-        indices = range(rank, len(cast(Sized, self.dataset)), world)
-        loader = DataLoader(torch.utils.data.Subset(self.dataset, list(indices)), batch_size=self._item_batch or 1024,
-                            collate_fn=collate_items, num_workers=self.num_workers)
-        for batch in loader:
-            yield self._batch(batch)
+        for chunk in self.source.chunks():
+            yield self._batch(chunk)
 
     # -- the problem ----------------------------------------------------------------------------
     def forward(self, batch: Any = None) -> Tensor:
@@ -211,5 +158,6 @@ class StreamedLeastSquares(Problem):
 
     def extra_repr(self) -> str:
         rows = "?" if self.rows is None else str(self.rows)
-        return f"rows={rows}, n={self.n}, batch_size={self.batch_size}, stochastic={self.stochastic}, dtype={self._dtype}"
+        return (f"rows={rows}, n={self.n}, batch_size={self.batch_size}, stochastic={self.stochastic}, "
+                f"dtype={self.source.dtype}")
 
