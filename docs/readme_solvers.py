@@ -72,10 +72,11 @@ def below(result: gdla.Result) -> dict[float, int]:
 
 def configs_table() -> list[str]:
     rows, random_steps = [], 0
-    for name, text in [("inverse_random", "matrix-operations tutorial: inverse of `manual_seed(314); rand(4,4)`, SGD(0.9, 0.9), 10 000 "
-                                           "steps: loss {start} → < 1e-8 at step {s8}, < 1e-12 at {s12}"),
-                       ("inverse_diagonal", "matrix-operations tutorial: inverse of diag(1,2,3,4): {start} → < 1e-8 at {s8}, < 1e-12 at "
-                                            "{s12} (better conditioned, faster)")]:
+    for name, text in [("inverse_random", "matrix-operations tutorial: inverse of `manual_seed(314); rand(4,4)`, "
+                                           "SGD(0.9, 0.9), 10 000 steps: loss {start} → < 1e-8 at step {s8}, "
+                                           "< 1e-12 at {s12}"),
+                       ("inverse_diagonal", "matrix-operations tutorial: inverse of diag(1,2,3,4): {start} → < 1e-8 "
+                                            "at {s8}, < 1e-12 at {s12} (better conditioned, faster)")]:
         result, _, _ = fit(f"{name}.yaml")
         steps = below(result)
         random_steps = steps[1e-12] if name == "inverse_random" else random_steps
@@ -86,19 +87,19 @@ def configs_table() -> list[str]:
     result, _, _ = fit("linear_system.yaml")
     x = [round(v, 4) for v in result.solution.tolist()]
     x_text = "[" + ", ".join(f"{v:g}" for v in x) + "]"
-    rows.append(f"| `linear_system.yaml` | linear-system tutorial: the 4×4 system, SGD(0.01, 0.9), {result.steps} steps from x = 0 → "
-                f"x = {x_text} |")
+    rows.append(f"| `linear_system.yaml` | linear-system tutorial: the 4×4 system, SGD(0.01, 0.9), {result.steps} "
+                f"steps from x = 0 → x = {x_text} |")
     result, _, _ = fit("svd.yaml")
-    rows.append(f"| `svd.yaml` | matrix-operations tutorial, part 3 (the SVD), default method: orthonormal U, V; singular values to 1e-8 in "
-                f"{result.evaluations} evaluations |")
+    rows.append("| `svd.yaml` | matrix-operations tutorial, part 3 (the SVD), default method: orthonormal U, V; "
+                f"singular values to 1e-8 in {result.evaluations} evaluations |")
     result, _, _ = fit("minimize_sphere.yaml")
     rows.append(f"| `minimize_sphere.yaml` | gradients tutorial: x² + y² + 4 with SGD(lr 0.1): {result.steps} steps |")
     result, _, _ = fit("minimize_sixth_power.yaml")
-    rows.append(f"| `minimize_sixth_power.yaml` | gradients tutorial: x⁶ + y⁶ + z⁶ + w⁶ + 4 with Adam(lr 0.04, betas (0.5, 0.9)): "
-                f"{result.steps} steps |")
+    rows.append("| `minimize_sixth_power.yaml` | gradients tutorial: x⁶ + y⁶ + z⁶ + w⁶ + 4 with Adam(lr 0.04, "
+                f"betas (0.5, 0.9)): {result.steps} steps |")
     result, _, _ = fit("minimize_staged.yaml")
-    rows.append(f"| `minimize_staged.yaml` | the gradients tutorial's staged scheme (three Adams switched by relative change): "
-                f"{result.steps} steps |")
+    rows.append("| `minimize_staged.yaml` | the gradients tutorial's staged scheme (three Adams switched by relative "
+                f"change): {result.steps} steps |")
     return [*rows, gallery]
 
 
@@ -141,7 +142,8 @@ def minimisation_table() -> list[str]:
         f"oscillates: the best loss of 1000 steps is {sci(adam_long.loss - 4)} above 4) |",
         f"| x⁶ + y⁶ + z⁶ + w⁶ + 4 | SGD(lr .1) | tol 4 + 1e-6 | **diverged** (loss inf at step {inf_at}) of 10 000 allowed |",
         f"| x⁶ + y⁶ + z⁶ + w⁶ + 4 | Adam(lr .04, betas (.5, .9)) | tol 4 + 1e-6 | tol reached, **{adam_sixth.steps} steps** |",
-        f"| x⁶ + y⁶ + z⁶ + w⁶ + 4 | Staged (the gradients tutorial's three Adams) | tol 4 + 1e-6 | tol reached, "
+        f"| x⁶ + y⁶ + z⁶ + w⁶ + 4 | Staged (the gradients tutorial's three Adams) | tol 4 + 1e-6 | "
+        "tol reached, "
         f"**{staged_sixth.steps} steps** |",
         f"| x⁶ + … + 4 | Adam / Staged | rtol 1e-6 | {adam_rtol.steps} / {staged_rtol.steps} steps |",
     ]
