@@ -53,6 +53,9 @@ class Problem(nn.Module, metaclass=abc.ABCMeta):
     ``residual_floor()``    the smallest residual the loss itself can resolve in its dtype, when
                             that is above eps·κ (e.g. √eps for a loss whose minimum is not zero),
                             so a stall there is named as the loss's floor (default: None)
+    ``caveat()``            what a converged run must still say about its solution (e.g. eigenvalues
+                            too close to determine their eigenvectors one by one): appended to the
+                            run's reason (default: None)
     ``reference()``         the direct ``torch.linalg`` answer, for comparison
     ``reference_errors(r)`` per-member relative error of ``solution`` against ``r``
     ``measures(reference)`` solution-quality measures (name -> per-member tensor); the Lightning
@@ -156,6 +159,11 @@ class Problem(nn.Module, metaclass=abc.ABCMeta):
     def residual_floor(self) -> Optional[float]:
         """The smallest residual this loss can resolve in its dtype, when the loss itself sets a
         floor above eps·κ; None when it does not."""
+        return None
+
+    def caveat(self) -> Optional[str]:
+        """A limit of the current solution that its residual does not show (the run's reason
+        carries it), or None."""
         return None
 
     def reference(self) -> Any:
