@@ -65,10 +65,10 @@ def looks_singular(problem: "Problem", cond: Optional[float] = None) -> bool:
 
 def optimizer_advice(optimizer: Any) -> str:
     """What to change when an optimizer stalls: a learning rate only where it has one to tune."""
-    from ..optim import ConjugateGradient, Krylov, ProximalGradient
+    from ..optim import ConjugateGradient, Krylov, NewtonSchulz, ProximalGradient, RayleighRitz
 
     name = type(optimizer).__name__
-    tuning_free = isinstance(optimizer, (ConjugateGradient, Krylov, ProximalGradient)) or (
+    tuning_free = isinstance(optimizer, (ConjugateGradient, Krylov, ProximalGradient, RayleighRitz, NewtonSchulz)) or (
         isinstance(optimizer, torch.optim.LBFGS) and optimizer.defaults.get("line_search_fn"))
     if tuning_free:
         return (f"{name} (which has no learning rate to tune) made no progress; try another optimizer, e.g. "

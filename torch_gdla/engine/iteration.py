@@ -219,10 +219,10 @@ class Iteration:
             shown = ", ".join(str(i) for i in failing[:5]) + (", ..." if len(failing) > 5 else "")
             converged = False
             reason += f" (batch members not converged: {len(failing)} of {members.numel()}: {shown})"
-        with torch.no_grad():
-            caveat = self.problem.caveat()
-        if caveat:
-            reason += f"; {caveat}"
+        if converged:  # what the residual does not show about a converged solution (e.g. its vectors' freedom)
+            with torch.no_grad():
+                caveat = self.problem.caveat()
+            reason += f"; {caveat}" if caveat else ""
         solution = self.problem.attach(self.problem.solution) if torch.is_grad_enabled() else self.problem.solution
         return Result(
             solution=solution, converged=converged, status=status, reason=reason, steps=self.steps,

@@ -54,8 +54,8 @@ class Problem(nn.Module, metaclass=abc.ABCMeta):
                             that is above eps·κ (e.g. √eps for a loss whose minimum is not zero),
                             so a stall there is named as the loss's floor (default: None)
     ``caveat()``            what a converged run must still say about its solution (e.g. eigenvalues
-                            too close to determine their eigenvectors one by one): appended to the
-                            run's reason (default: None)
+                            too close to determine their eigenvectors one by one): appended to a
+                            converged run's reason (default: None)
     ``reference()``         the direct ``torch.linalg`` answer, for comparison
     ``reference_errors(r)`` per-member relative error of ``solution`` against ``r``
     ``measures(reference)`` solution-quality measures (name -> per-member tensor); the Lightning

@@ -242,6 +242,8 @@ class SymmetricEigen(EigenProblem):
     def __init__(self, M: MatrixLike | LinearOperator, k: int = 1, largest: bool = True,
                  init: Optional[Tensor] = None, seed: int = 314) -> None:
         super().__init__()
+        # The caller's dense M, when gradients are to flow into it (see attach); outside the state_dict.
+        self._given = M if isinstance(M, Tensor) and M.requires_grad and M.layout == torch.strided else None
         operand = as_operand(M, "M")
         check_symmetric(operand, describe(M, "M"), "SymmetricEigen")
         n, batch = operand.shape[-1], tuple(operand.shape[:-2])
@@ -259,6 +261,15 @@ class SymmetricEigen(EigenProblem):
         like = torch.empty(0, dtype=operand.dtype, device=operand.device)
         self.seed = seed
         self._init_eigen(k, largest, orthonormal_start(init, (*batch, n, k), seed, like))
+
+    def attach(self, solution: EigenSolution) -> EigenSolution:
+        """The pairs attached to the graph of a given dense M that requires grad (the closed-form
+        derivative of ``gdla.linalg.eigh``, with its complement solve for k < n)."""
+        if self._given is None or not torch.is_grad_enabled():
+            return solution
+        from ..linalg.spectral import attach_pairs
+
+        return attach_pairs(self._given, solution, self.largest)
 
     def reference(self) -> EigenSolution:
         """``torch.linalg.eigh`` (dense M only), the same k pairs in the same order and signs."""
