@@ -9,6 +9,7 @@ from .completion import MatrixCompletion
 from .inverse import MatrixInverse
 from .linear_system import LinearSystem
 from .minimize import Minimize
+from .pca import PCA, PCASolution
 from .penalty_svd import PenaltySVD
 from .regularised import RegularisedLeastSquares
 from .spd import SPDLinearSystem, SPDMatrixInverse
@@ -18,4 +19,4 @@ from .svd import SVD
 
 __all__ = ["Problem", "MatrixInverse", "SPDMatrixInverse", "LinearSystem", "SPDLinearSystem",
            "RegularisedLeastSquares", "Minimize", "SVD", "PenaltySVD", "MatrixCompletion", "StreamedLeastSquares",
-           "SymmetricEigen", "EigenSolution", "MatrixSqrt"]
+           "SymmetricEigen", "EigenSolution", "MatrixSqrt", "PCA", "PCASolution"]

@@ -100,11 +100,15 @@ class EigenProblem(Problem):
         """The residual's per-member denominator (‖M‖), given the current Ritz values (…, k)."""
         return self._norms
 
+    def _loss_scale(self) -> Tensor:
+        """The loss's per-member denominator (‖M‖: a scale-free loss)."""
+        return self._norms
+
     # -- loss ---------------------------------------------------------------------------------------
     def _member_losses(self) -> Tensor:
         V = self.point()
         quotients = (V * matmul(self.M, V)).sum(dim=-2)  # vᵢᵀMvᵢ without the k × k product
-        return self._brockett(quotients, self._scale(quotients.detach()))
+        return self._brockett(quotients, self._loss_scale())
 
     def _brockett(self, quotients: Tensor, scale: Tensor) -> Tensor:
         sign = -1.0 if self.largest else 1.0
@@ -200,7 +204,7 @@ class EigenProblem(Problem):
             self.generator.zero_()
 
         def loss(values: Tensor) -> float:
-            return float(self._brockett(values, self._scale(values)).sum())
+            return float(self._brockett(values, self._loss_scale()).sum())
 
         def beyond(values: Tensor, residuals: Tensor) -> None:
             self._beyond = (values.clone(), residuals.clone())
@@ -213,7 +217,11 @@ class EigenProblem(Problem):
         200 × 200 matrix it needs about as many applications of M as ``scipy``'s ``eigsh``
         (``bench/eigen.py``), where L-BFGS on the loss needs tens of times more and stalls
         near √eps."""
-        return RayleighRitz([self.generator], self.eigen_form())
+        return RayleighRitz([self.generator], self.eigen_form(), **self.ritz_options())
+
+    def ritz_options(self) -> dict[str, Any]:
+        """Keyword arguments of the default ``RayleighRitz`` (block, guard, basis): its defaults."""
+        return {}
 
     def extra_repr(self) -> str:
         which = "largest" if self.largest else "smallest"
