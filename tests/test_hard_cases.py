@@ -209,3 +209,18 @@ def test_tol_zero_takes_every_step_even_at_an_exact_solution():
 def test_exact_start_with_a_tolerance_stops_after_one_step():
     result = gdla.solve(gdla.MatrixInverse(torch.eye(3), init=torch.eye(3)), max_steps=50)
     assert result.converged and result.steps == 1
+
+
+def test_an_ill_conditioned_float32_system_is_called_a_precision_floor_quickly():
+    # κ = 1e5 in float32: κ·eps ≈ 0.01, far above the default residual_tol 1e-4 — an honest
+    # PRECISION verdict within a few hundred steps, not max_steps and not "singular".
+    g = torch.Generator().manual_seed(0)
+    U, _ = torch.linalg.qr(torch.randn(200, 200, generator=g, dtype=torch.float64))
+    V, _ = torch.linalg.qr(torch.randn(200, 200, generator=g, dtype=torch.float64))
+    A = ((U * torch.logspace(0, -5, 200, dtype=torch.float64)) @ V.T).float()
+    x, result = gdla.linalg.solve_ex(A, torch.randn(200, generator=g))
+    assert result.status is Status.PRECISION and result.steps < 1000
+    assert "use float64" in result.reason and "normal equations" in result.reason
+    # in float64 the floor (κ·eps ≈ 2e-11) is below the tolerance: no such verdict, the run goes on
+    in_float64 = gdla.linalg.solve_ex(A.double(), torch.randn(200, generator=g, dtype=torch.float64), max_steps=500)[1]
+    assert in_float64.status is Status.MAX_STEPS

@@ -71,10 +71,15 @@ def test_seed_rtol_rule_stops_both_and_staged_first():
 
 def test_residual_is_relative_gradient_norm_and_residual_tol_stops():
     problem = gdla.Minimize(lambda x: (x**2).sum() * 10, torch.tensor([3.0, 4.0], dtype=torch.float64))
-    # ∇f = 20x = (60, 80), |∇f| = 100, f = 250  ->  100 / 250
-    assert problem.residual() == pytest.approx(0.4)
-    small = gdla.Minimize(lambda x: (x**2).sum(), torch.tensor([0.3, 0.4], dtype=torch.float64))
-    assert small.residual() == pytest.approx(1.0)  # |f| < 1: the plain gradient norm
+    # ∇f = 20x: |∇f(x0)| = |(60, 80)| = 100 is the scale, so the residual is 1 at the start and
+    # |∇f(x)| / 100 elsewhere: at (0.3, 0.4), |(6, 8)| / 100
+    assert problem.gradient_scale == pytest.approx(100.0) and problem.residual() == pytest.approx(1.0)
+    with torch.no_grad():
+        problem.x.copy_(torch.tensor([0.3, 0.4]))
+    assert problem.residual() == pytest.approx(0.1)
+    # gradient_scale=1: the plain gradient norm |(0.6, 0.8)|
+    small = gdla.Minimize(lambda x: (x**2).sum(), torch.tensor([0.3, 0.4], dtype=torch.float64), gradient_scale=1.0)
+    assert small.residual() == pytest.approx(1.0)
     result = gdla.solve(gdla.Minimize("rosenbrock", [-1.2, 1.0], dtype="float64"), residual_tol=1e-8, max_steps=2000)
     assert result.status is gdla.Status.RESIDUAL_TOL
     assert torch.allclose(result.solution, torch.ones(2, dtype=torch.float64), atol=1e-6)
@@ -102,7 +107,7 @@ def test_x0_is_cloned_and_dtype_follows_it():
 def test_clear_errors():
     with pytest.raises(ValueError, match="not a known function: use one of rosenbrock, sixth_power, sphere"):
         gdla.Minimize("spher", [1.0])
-    with pytest.raises(ValueError, match="could not be imported"):
+    with pytest.raises(ValueError, match="'nowhere.function' is not a known function.*never imported"):
         gdla.Minimize("nowhere.function", [1.0])
     with pytest.raises(TypeError, match="fn must be a callable"):
         gdla.Minimize(3, [1.0])

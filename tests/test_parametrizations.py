@@ -4,7 +4,7 @@ import torch
 from torch.nn.utils import parametrize
 
 import torch_gdla as gdla
-from torch_gdla.parametrizations import Stiefel, orthonormal_map, seeded_orthogonal
+from torch_gdla.parametrizations import Stiefel, orthonormal_map, seeded_orthogonal, seeded_orthonormal
 
 
 @pytest.mark.parametrize("m, k", [(10, 3), (6, 3), (5, 5)])
@@ -18,12 +18,16 @@ def test_module_is_the_map(m, k):
 
 
 def test_seeded_base_is_the_svd_one():
-    # SVD draws U's base first from the same seed: the module reproduces it
+    # SVD draws U's base first from the same seed and starts at its first k columns (computed
+    # from the draw's first k columns, equal to rounding): the module reproduces it
     M = torch.rand(5, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     svd = gdla.SVD(M, seed=11)
-    assert torch.equal(Stiefel.seeded(5, seed=11, dtype=torch.float64).base, svd.U_base)
+    torch.testing.assert_close(Stiefel.seeded(5, seed=11, dtype=torch.float64).base[:, :4], svd.U_base, rtol=0, atol=1e-15)
     generator = torch.Generator().manual_seed(11)
-    assert torch.equal(seeded_orthogonal(torch.Size((5, 5)), generator, M), svd.U_base)
+    torch.testing.assert_close(seeded_orthogonal(torch.Size((5, 5)), generator, M)[:, :4], svd.U_base, rtol=0, atol=1e-15)
+    generator = torch.Generator().manual_seed(11)
+    assert torch.equal(seeded_orthonormal(torch.Size((5, 5)), 4, generator, M), svd.U_base)
+    assert torch.equal(seeded_orthonormal(torch.Size((4, 4)), 4, generator, M), svd.V_base)  # drawn second
 
 
 def test_as_a_parametrization_sgd_stays_on_the_manifold():

@@ -255,7 +255,7 @@ class GdlaCLI(LightningCLI):
                   f"the checkpoint's result (raise --trainer.max_steps to go on):")
         if result.status is Status.INTERRUPTED:
             self._save_interrupted()
-        report(result, self.config.get("output"))
+        report(result, self.config.get("output"), model.problem.check())
         return result
 
     def _save_interrupted(self) -> None:
@@ -267,12 +267,19 @@ class GdlaCLI(LightningCLI):
                     print(f"interrupted: state saved to {path}; resume with --ckpt_path last")
 
 
-def report(result: Result, output: Optional[str]) -> None:
+# A check product is printed for small problems only (a reader compares it entry by entry).
+CHECK_ENTRIES = 100
+
+
+def report(result: Result, output: Optional[str], check: Optional[tuple[str, torch.Tensor]] = None) -> None:
     """Print the summary and the solution, and write the solution to ``output`` (if given)."""
     print("\n" + result.summary())
     with torch.no_grad():
         print("solution:")
         print(_format_solution(result.solution))
+        if check is not None and check[1].numel() <= CHECK_ENTRIES:
+            print(f"check — {check[0]}:")
+            print(check[1])
     if output is None:
         return
     try:

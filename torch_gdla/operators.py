@@ -18,7 +18,7 @@ from torch import Tensor
 from .errors import ArgumentError, ArgumentTypeError, ShapeError, UnsupportedInputError
 
 __all__ = ["LinearOperator", "aslinearoperator", "is_sparse", "OperatorLike", "matmul", "rmatmul", "column_norms",
-           "is_symmetric", "norm_estimate"]
+           "is_symmetric", "norm_estimate", "accurate"]
 
 Apply = Callable[[Tensor], Tensor]
 SPARSE_LAYOUTS = (torch.sparse_coo, torch.sparse_csr, torch.sparse_csc, torch.sparse_bsr, torch.sparse_bsc)
@@ -311,3 +311,12 @@ def norm_estimate(A: OperatorLike, steps: int = 30, seed: int = 0) -> float:
         estimate = torch.linalg.matrix_norm(w).sqrt()
         v = w
     return float(estimate.max())
+
+
+def accurate(A: Any) -> Any:
+    """A in float64 for a residual that decides convergence: a float32 product's own rounding
+    (~n·eps·‖A‖‖x‖) can hide whether a tolerance near eps holds.  An operator is applied in its
+    own dtype (it cannot be cast)."""
+    if isinstance(A, Tensor) and A.is_floating_point() and A.dtype != torch.float64:
+        return A.double()
+    return A

@@ -3,8 +3,9 @@
 :class:`Stiefel` maps an (…, m, k) generator to an (…, m, k) matrix with orthonormal columns,
 so a plain ``torch.optim`` optimizer moves on the Stiefel manifold without a penalty or a
 retraction.  Use it with ``torch.nn.utils.parametrize.register_parametrization`` or call it as a
-module; :func:`orthonormal_map` is the same map as a function (``gdla.SVD`` uses that form so its
-state-dict names stay ``U_base``/``U_generator``).  :func:`seeded_orthogonal` draws the base.
+module; :func:`orthonormal_map` is the same map as a function, and :func:`stiefel_map` the same
+map around an (m × k) point alone, without an (m × m) base (``gdla.SVD`` uses that form).
+:func:`seeded_orthogonal` draws a base, :func:`seeded_orthonormal` its first k columns.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from torch import Tensor, nn
 
 from .errors import ArgumentError
 
-__all__ = ["Stiefel", "orthonormal_map", "seeded_orthogonal"]
+__all__ = ["Stiefel", "orthonormal_map", "seeded_orthogonal", "seeded_orthonormal", "stiefel_map"]
 
 
 def orthonormal_map(base: Tensor, generator: Tensor) -> Tensor:
@@ -39,17 +40,42 @@ def orthonormal_map(base: Tensor, generator: Tensor) -> Tensor:
                           torch.cat([B, B.new_zeros(*B.shape[:-1], m - k)], dim=-1)], dim=-2)
         return base @ torch.matrix_exp(skew)[..., :k]
     B = generator[..., k:, :]
-    eye, zero = torch.eye(k, dtype=B.dtype, device=B.device), B.new_zeros(*B.shape[:-2], k, k)
+    return _exp_columns(base[..., :k], omega, base[..., k:] @ B, B.mT @ B)
+
+
+def stiefel_map(point: Tensor, generator: Tensor) -> Tensor:
+    """The map of :func:`orthonormal_map` around an (…, m, k) orthonormal ``point`` alone.
+
+    The (m × k) generator Z is read in the ambient space: Ω = L − Lᵀ with L the strictly lower
+    part of ``pointᵀ Z``, and B = Z − point (pointᵀ Z), Z's part orthogonal to the point.  With
+    any orthogonal completion [point, C] this is :func:`orthonormal_map` of the base
+    [point, C] at the generator [point, C]ᵀ Z, an orthogonal change of variables, so gradient
+    methods that are invariant under one (SGD, L-BFGS, conjugate gradient) take the same
+    steps; but no (m × m) base is stored or multiplied: an evaluation costs O(mk²).  A zero
+    generator gives the point; the gradient of Z's remaining k(k+1)/2 dimensions is zero.
+    """
+    if not (torch.is_grad_enabled() and generator.requires_grad) and not bool(generator.any()):
+        return point  # exp(0) = I, exactly; no graph is needed (a measurement, or a re-centred point)
+    A = point.mT @ generator
+    L = A.tril(-1)
+    B = generator - point @ A
+    return _exp_columns(point, L - L.mT, B, B.mT @ B)
+
+
+def _exp_columns(first: Tensor, omega: Tensor, lifted: Tensor, gram: Tensor) -> Tensor:
+    """``first + first F₁ + lifted F₂`` = exp(A)'s first k columns in the low-rank form above,
+    where ``lifted`` (m × k) is B in the ambient space and ``gram`` = BᵀB."""
+    k = omega.shape[-1]
+    eye, zero = torch.eye(k, dtype=omega.dtype, device=omega.device), torch.zeros_like(omega)
     eye = eye.expand_as(zero)
     C = torch.cat([torch.cat([omega, -eye], dim=-1), torch.cat([eye, zero], dim=-1)], dim=-2)
     # C (WᵀW) with WᵀW = diag(I, BᵀB): the right block column of C times BᵀB.
-    Z = torch.cat([C[..., :k], C[..., k:] @ (B.mT @ B)], dim=-1)
-    block = torch.cat([torch.cat([Z, torch.eye(2 * k, dtype=B.dtype, device=B.device).expand_as(Z)], dim=-1),
+    Z = torch.cat([C[..., :k], C[..., k:] @ gram], dim=-1)
+    block = torch.cat([torch.cat([Z, torch.eye(2 * k, dtype=Z.dtype, device=Z.device).expand_as(Z)], dim=-1),
                        torch.zeros_like(torch.cat([Z, Z], dim=-1))], dim=-2)
     phi = torch.matrix_exp(block)[..., : 2 * k, 2 * k:]
     F = (phi @ C)[..., :k]  # (φ(CG) C Wᵀ E): Wᵀ E = [I; 0] keeps the first k columns
-    first = base[..., :k]
-    return first + first @ F[..., :k, :] + (base[..., k:] @ B) @ F[..., k:, :]
+    return first + first @ F[..., :k, :] + lifted @ F[..., k:, :]
 
 
 def seeded_orthogonal(shape: torch.Size, generator: torch.Generator, like: Tensor) -> Tensor:
@@ -58,6 +84,16 @@ def seeded_orthogonal(shape: torch.Size, generator: torch.Generator, like: Tenso
     (``generator`` is a CPU generator, so the numbers do not depend on the device), then cast
     to ``like``'s dtype and device."""
     draw = torch.rand(shape, generator=generator, dtype=torch.float64)
+    Q, R = torch.linalg.qr(draw)
+    Q = Q * torch.where(R.diagonal(dim1=-2, dim2=-1) < 0, -1.0, 1.0).unsqueeze(-2).to(Q.dtype)
+    return Q.to(dtype=like.dtype, device=like.device)
+
+
+def seeded_orthonormal(shape: torch.Size, k: int, generator: torch.Generator, like: Tensor) -> Tensor:
+    """The first k columns of :func:`seeded_orthogonal` (same draw, same generator advance),
+    from the thin QR of the draw's first k columns: O(mk²) instead of O(m³) (equal to rounding:
+    Householder QR's first k columns depend on the first k columns of the draw alone)."""
+    draw = torch.rand(shape, generator=generator, dtype=torch.float64)[..., :k]
     Q, R = torch.linalg.qr(draw)
     Q = Q * torch.where(R.diagonal(dim1=-2, dim2=-1) < 0, -1.0, 1.0).unsqueeze(-2).to(Q.dtype)
     return Q.to(dtype=like.dtype, device=like.device)

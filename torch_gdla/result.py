@@ -46,6 +46,11 @@ class Result:
             only when the worst member does.  None for unbatched problems.
         stats: what the method counted, when it counts: ``matvecs`` / ``rmatvecs`` (operator
             applications of a Krylov method, one per vector, as scipy counts them).
+        residual_meaning: what ``residual`` measures (e.g. ``‖Ax − b‖/‖b‖``), for the summary.
+        error_estimate: an estimate of the solution's relative error, ‖x − x*‖/‖x*‖ ≲ κ·residual
+            (κ² for least squares' normal-equation residual), with κ from the Krylov method's
+            Lanczos coefficients or a small dense matrix's condition number; None when unknown.
+            The residual is what a tolerance guarantees; this is what it means for the answer.
     """
 
     solution: Any
@@ -61,6 +66,8 @@ class Result:
     residuals: Optional[Tensor] = None
     member_converged: Optional[Tensor] = None
     stats: dict[str, int] = field(default_factory=dict)
+    error_estimate: Optional[float] = None
+    residual_meaning: str = ""
 
     def milestones(self, thresholds: tuple[float, ...] = (1e-4, 1e-8, 1e-12)) -> list[tuple[float, int]]:
         """(threshold, step) for each threshold the loss fell below during the run, with the
@@ -84,8 +91,10 @@ class Result:
             f"steps:       {self.steps}",
             f"evaluations: {self.evaluations}",
             f"loss:        {self.loss:.6g}",
-            f"residual:    {self.residual:.6g}",
+            f"residual:    {self.residual:.6g}" + (f"  ({self.residual_meaning}; 0 is exact)" if self.residual_meaning else ""),
         ]
+        if self.error_estimate is not None:
+            lines.append(f"error:       ≲ {self.error_estimate:.3g} (relative, estimated: condition number × residual)")
         milestones = self.milestones()
         if milestones:
             lines.append("loss below:  " + ", ".join(f"{t:g} at step {s}" for t, s in milestones))

@@ -29,7 +29,7 @@ from typing import Any, Optional, Sequence, Union
 import torch
 from torch import Tensor
 
-from . import distributed
+from .distributed import initialized, rank_and_world_size
 from .errors import ArgumentError, ArgumentTypeError
 from .problems.base import Problem
 from .result import Result
@@ -42,7 +42,7 @@ Part = Union[Tensor, Problem, Result]
 
 def _rank_world(rank: Optional[int], world_size: Optional[int]) -> tuple[int, int]:
     # Defaults: this process in the torch.distributed group, or rank 0 of 1 without one.
-    default_rank, default_world = distributed.rank_and_world_size()
+    default_rank, default_world = rank_and_world_size()
     rank = default_rank if rank is None else rank
     world_size = default_world if world_size is None else world_size
     check_int(rank, "rank")
@@ -103,9 +103,9 @@ def assemble(problem: Problem, parts: Sequence[Part]) -> Tensor:
 
 def gather(problem: Problem, part: Part) -> Tensor:
     """All-gather every rank's part (torch.distributed must be initialised) and assemble them."""
-    if not distributed.initialized():
+    if not initialized():
         raise RuntimeError("gather needs an initialised torch.distributed process group; without one use assemble")
-    rank, world_size = distributed.rank_and_world_size()
+    rank, world_size = rank_and_world_size()
     solution = _solution(part, rank)
     parts: list[Any] = [None] * world_size
     torch.distributed.all_gather_object(parts, solution.cpu())

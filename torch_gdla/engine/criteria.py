@@ -61,6 +61,10 @@ class Criteria:
 
     def for_problem(self, problem: "Problem") -> "Criteria":
         """These criteria with the default tolerance filled in for ``problem`` when none is set."""
+        if self.tol and problem.tol_advice is not None:
+            from ..errors import ArgumentError
+
+            raise ArgumentError(f"tol={self.tol:g} cannot be used for {type(problem).__name__}: {problem.tol_advice}")
         if not self.unset:
             return self
         if problem.stochastic:

@@ -23,8 +23,9 @@ if TYPE_CHECKING:
     from ..problems.base import Problem
     from .criteria import Criteria
 
-# κ·eps above this: the matrix is numerically singular in this dtype.
-SINGULAR_COND_EPS = 1e-2
+# κ·eps above this: the matrix is numerically singular in this dtype (a float32 κ of 1e5 — κ·eps
+# ≈ 0.01 — is ill-conditioned, not singular: its trouble is the precision floor).
+SINGULAR_COND_EPS = 0.5
 # A residual within this factor of eps·κ (or of 10·eps when κ is unknown) is at the precision floor.
 PRECISION_MARGIN = 100.0
 UNKNOWN_COND_MARGIN = 10.0
@@ -63,21 +64,21 @@ def looks_singular(problem: "Problem", cond: Optional[float] = None) -> bool:
     return cond is not None and cond * torch.finfo(problem.dtype).eps > SINGULAR_COND_EPS
 
 
-def optimizer_advice(optimizer: Any) -> str:
-    """What to change when an optimizer stalls: a learning rate only where it has one to tune."""
-    from ..optim import ConjugateGradient, Krylov, NewtonSchulz, ProximalGradient, RayleighRitz
-
+def optimizer_advice(optimizer: Any) -> tuple[str, str]:
+    """(what to change when the optimizer stalls — a learning rate only where it has one to
+    tune —, what the method adds to a precision-floor verdict, e.g. that it squares κ)."""
+    hint = getattr(optimizer, "precision_hint", "")
     name = type(optimizer).__name__
-    tuning_free = isinstance(optimizer, (ConjugateGradient, Krylov, ProximalGradient, RayleighRitz, NewtonSchulz)) or (
+    tuning_free = getattr(optimizer, "tuning_free", False) or (
         isinstance(optimizer, torch.optim.LBFGS) and optimizer.defaults.get("line_search_fn"))
     if tuning_free:
         return (f"{name} (which has no learning rate to tune) made no progress; try another optimizer, e.g. "
-                "functools.partial(torch.optim.LBFGS, line_search_fn='strong_wolfe'), or rescale the problem")
-    return f"change the optimizer ({name}) or its learning rate"
+                "functools.partial(torch.optim.LBFGS, line_search_fn='strong_wolfe'), or rescale the problem"), hint
+    return f"change the optimizer ({name}) or its learning rate", hint
 
 
 def explain_stall(problem: "Problem", criteria: "Criteria", best_loss: float, residual: float,
-                  window: int, advice: str = "change the optimizer or its learning rate") -> Verdict:
+                  window: int, advice: str = "change the optimizer or its learning rate", hint: str = "") -> Verdict:
     """The loss stopped improving over ``window`` steps before any tolerance held: say why."""
     eps = torch.finfo(problem.dtype).eps
     name = dtype_name(problem.dtype)
@@ -97,9 +98,9 @@ def explain_stall(problem: "Problem", criteria: "Criteria", best_loss: float, re
     floor = eps * (cond if cond is not None else 1.0)  # an infinite κ: any residual is at the floor
     if residual <= max(PRECISION_MARGIN * floor, UNKNOWN_COND_MARGIN * eps):
         return Status.PRECISION, (
-            f"tolerance below what {name} can reach: the residual stalls at {residual:.3g} "
-            f"(precision floor about eps {eps:.2g} x condition number {cond if cond else 1:.3g} = {floor:.2g}); "
-            f"use float64 or a tolerance above the floor (asked: {target})")
+            f"tolerance below what {name} can reach: the residual is {residual:.3g}, held above the tolerance by "
+            f"the precision floor about eps {eps:.2g} x condition number {cond if cond else 1:.3g} = {floor:.2g}; "
+            f"use float64 or a tolerance above the floor (asked: {target})" + (f"; {hint}" if hint else ""))
     return Status.STALLED, (
         f"stalled: the loss stopped decreasing at {best_loss:.3g} (residual {residual:.3g}) over the last "
         f"{window} steps; {advice}")

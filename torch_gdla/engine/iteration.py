@@ -228,6 +228,8 @@ class Iteration:
             solution=solution, converged=converged, status=status, reason=reason, steps=self.steps,
             evaluations=self.evaluations, loss=loss, residual=float(residuals.max()), history=self.history.losses(),
             residuals=residuals, member_converged=members, stats=dict(getattr(self.optimizer, "stats", {})),
+            error_estimate=self.problem.error_estimate(float(residuals.max()), self.optimizer),
+            residual_meaning=self.problem.residual_meaning,
         )
 
     @torch.no_grad()

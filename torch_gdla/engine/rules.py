@@ -5,11 +5,11 @@ import math
 from typing import TYPE_CHECKING, Callable, Optional, Protocol
 
 import torch
-from torch import Tensor
 
 from ..result import Status
-from . import diagnosis
-from .diagnosis import Verdict
+from .diagnosis import Verdict, explain_stall, looks_singular, max_steps_reached
+from .diagnosis import condition_number as estimate_condition
+from .diagnosis import diverged as diverged_message
 
 if TYPE_CHECKING:
     from ..problems.base import Problem
@@ -55,12 +55,12 @@ class StoppingRules:
 
     def __init__(self, problem: "Problem", criteria: "Criteria", history: "LossHistory", best: "BestSoFar",
                  best_residual: Callable[[], float], every_step: bool, estimate: Optional[Estimator] = None,
-                 advice: str = "change the optimizer or its learning rate") -> None:
+                 advice: tuple[str, str] = ("change the optimizer or its learning rate", "")) -> None:
         self.problem, self.criteria, self.history, self.best = problem, criteria, history, best
         self.best_residual = best_residual
         self.every_step = every_step  # False: losses are read once per block (deferred)
         self.estimate = estimate
-        self.advice = advice  # what to change when the optimizer stalls
+        self.advice = advice  # what to change when the optimizer stalls; what its method adds to a floor
         # The step losses only estimate the loss at the returned point (mini-batches, trial
         # points of proximal methods, Krylov recurrences): a tolerance they pass is confirmed
         # from the data before the run claims it.
@@ -79,7 +79,7 @@ class StoppingRules:
         c, best, steps = self.criteria, self.best, len(self.history)
         if best.nonfinite is not None or not math.isfinite(value):
             bad = value if not math.isfinite(value) else best.nonfinite
-            return Status.DIVERGED, diagnosis.diverged(bad, best.best_loss, steps - 1)  # type: ignore[arg-type]
+            return Status.DIVERGED, diverged_message(bad, best.best_loss, steps - 1)  # type: ignore[arg-type]
         if c.tol and best.best_loss <= c.tol:
             loss = self._confirmed_loss(steps) if self.estimated else best.best_loss
             if loss is not None and loss <= c.tol:
@@ -103,14 +103,14 @@ class StoppingRules:
                 # Recurrences that stopped short of the tolerance restart from the true residual
                 # first (they carry rounding from a large start); a stall is a stall only then.
                 return self._missed() if self.estimate is not None else self.explain_stall()
-            if earlier - lowest <= SLOW_PROGRESS * abs(earlier) and self._singular_to_working_precision():
+            if earlier - lowest <= SLOW_PROGRESS * abs(earlier) and self._hopeless():
                 return self.explain_stall()
         if c.rtol and steps > c.rtol_every and self._due(steps - 1, c.rtol_every):
             previous = self.history.loss(steps - 1 - c.rtol_every)
             scale = max(abs(previous), abs(value))
             change = abs(previous - value) / scale if scale > 0 else 0.0
             if change < c.rtol:
-                if diagnosis.looks_singular(self.problem):  # a plateau of a singular problem is no convergence
+                if looks_singular(self.problem):  # a plateau of a singular problem is no convergence
                     return self.explain_stall()
                 return Status.RTOL, f"relative change below rtol: {change:.3g} < {c.rtol:g} over {c.rtol_every} steps"
         return None
@@ -144,7 +144,13 @@ class StoppingRules:
                 return Status.RESIDUAL_TOL, f"residual_tol reached: residual {residual:.3g} <= residual_tol {tol:g}"
             return self._missed()
         bound = None if self.estimated else self.problem.residual_bound(self.best.best_loss)
-        if bound is not None and bound <= tol:  # type: ignore[operator]
+        if bound is not None and bound <= tol and self.problem.dtype != torch.float64:  # type: ignore[operator]
+            # A bound from a float32 loss carries the loss's own rounding: confirm in float64.
+            residual = self.best_residual()
+            if residual <= tol:  # type: ignore[operator]
+                return Status.RESIDUAL_TOL, f"residual_tol reached: residual {residual:.3g} <= residual_tol {tol:g}"
+            bound = None
+        elif bound is not None and bound <= tol:  # type: ignore[operator]
             return Status.RESIDUAL_TOL, f"residual_tol reached: residual <= {bound:.3g} <= residual_tol {tol:g}"
         if bound is None and self._due(steps, self.criteria.residual_every):
             residual = self.best_residual()
@@ -167,29 +173,37 @@ class StoppingRules:
             return False
         return min(r for _, r in self._residual_checks) > RESIDUAL_PROGRESS * min(before)
 
-    def _singular_to_working_precision(self) -> bool:
-        if self.problem.singular_advice is None:
-            return False
+    def _hopeless(self) -> bool:
+        """Slow progress that cannot end in convergence: a problem that needs a nonsingular
+        matrix is singular to working precision (κ·eps ≥ 1), or the precision floor eps·κ is
+        above residual_tol.  One condition-number estimate, made only once progress is slow."""
         cond = self.condition_number()
-        return cond is not None and cond * torch.finfo(self.problem.dtype).eps >= 1
+        if cond is None:
+            return False
+        floor = cond * torch.finfo(self.problem.dtype).eps
+        singular = self.problem.singular_advice is not None and floor >= 1
+        # an infinite κ of a problem that tolerates singularity (rank-deficient least squares)
+        # says nothing about its floor: it converges on A's range
+        limited = math.isfinite(cond) and bool(self.criteria.residual_tol and floor >= self.criteria.residual_tol)
+        return singular or limited
 
     def condition_number(self) -> Optional[float]:
         """The problem's κ, computed once (its data do not change during a run)."""
         if not hasattr(self, "_cond"):
-            self._cond = diagnosis.condition_number(self.problem)
+            self._cond = estimate_condition(self.problem)
         return self._cond
 
     def explain_stall(self) -> Verdict:
-        return diagnosis.explain_stall(self.problem, self.criteria, self.best.best_loss, self.best_residual(),
-                                       self.criteria.stall_steps, self.advice)
+        return explain_stall(self.problem, self.criteria, self.best.best_loss, self.best_residual(),
+                                       self.criteria.stall_steps, *self.advice)
 
     def at_max_steps(self, max_steps: Optional[int]) -> Verdict:
         """The step budget ran out: a plateau (singular, precision floor, stall) is explained as
         such; otherwise the message says what to change."""
         c, best, steps = self.criteria, self.best, len(self.history)
-        if self.tracks_progress and c.any_active and (self._flat_at_end(steps) or diagnosis.looks_singular(self.problem)):
+        if self.tracks_progress and c.any_active and (self._flat_at_end(steps) or looks_singular(self.problem)):
             return self.explain_stall()
-        return diagnosis.max_steps_reached(c, max_steps, steps, best.best_loss)
+        return max_steps_reached(c, max_steps, steps, best.best_loss)
 
     def _flat_at_end(self, steps: int) -> bool:
         window = max(END_WINDOW, steps // 10)

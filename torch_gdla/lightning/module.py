@@ -123,6 +123,7 @@ class SolverModule(pl.LightningModule):
                                    max_steps=max_steps, backward=None if self._direct else self.manual_backward,
                                    deferred=self.deferred_checks)
         self.block.align_to(checkpoint_step_intervals(trainer))
+        self.block.clock = time.process_time if self.problem.device.type == "cpu" else time.perf_counter
         if self._resume_state is not None:
             self.iteration.load_state_dict(self._resume_state)
             self._resume_state = None
@@ -136,7 +137,8 @@ class SolverModule(pl.LightningModule):
         data = batch if self.problem.uses_data else None
         # One optimizer step per batch of rows; otherwise a block, ended on checkpoint intervals.
         budget = 1 if data is not None else self.block.budget(iteration.steps)
-        started, before = time.perf_counter(), iteration.steps
+        clock = self.block.clock
+        started, before = clock(), iteration.steps
         try:
             step = iteration.optimizer.step if self._direct else self.optimizers().step
             status = iteration.run(budget, step, batch=data)
@@ -144,7 +146,7 @@ class SolverModule(pl.LightningModule):
             if self._direct:
                 count_optimizer_steps(self.trainer, iteration.steps - before)
         if data is None:
-            self.block.adapt(iteration.steps - before, time.perf_counter() - started)
+            self.block.adapt(iteration.steps - before, clock() - started)
         if data is None or batch_idx % (self.block.fixed or 100) == 0:
             self.log_dict(self._log_values(), on_step=True, prog_bar=True, batch_size=1)
         if status is not None:

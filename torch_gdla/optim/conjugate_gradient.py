@@ -44,6 +44,8 @@ class ConjugateGradient(Optimizer):
         max_ls: line-search evaluations per iteration at most (non-quadratic losses only).
     """
 
+    tuning_free = True  # no learning rate to tune: a stall is not the step size's fault
+
     def __init__(self, params: Iterable[Any], quadratic: bool = False, restart_every: Optional[int] = None,
                  lr: float = 1.0, max_ls: int = 25, batch_dims: int = 0) -> None:
         check_number(lr, "lr", positive=True, meaning="the line search's first step")

@@ -112,6 +112,8 @@ class Krylov(Optimizer):
     dominate the cost of a small system.
     """
 
+    tuning_free = True  # no learning rate to tune: a stall is not the step size's fault
+
     self_evaluating = True  # iterate()/step() return the loss at the new iterate; no closure is called
 
     def __init__(self, params: Iterable[Any], form: LinearForm, on_indefinite: str = "raise") -> None:
@@ -147,6 +149,14 @@ class Krylov(Optimizer):
         return _vdot(a, b) if self._vector else _dot(a, b)
 
     @property
+    def precision_hint(self) -> str:
+        """What this method adds to a precision-floor verdict."""
+        if self.method == "cg":
+            return ""
+        return ("the default method for a non-symmetric A (CGLS) works with the normal equations AᵀA, whose "
+                "condition number is κ²: if A is symmetric positive definite, assume='spd' avoids that")
+
+    @property
     def stats(self) -> dict[str, int]:
         return {"matvecs": self.applications, "rmatvecs": self.adjoint_applications}
 
@@ -176,7 +186,7 @@ class Krylov(Optimizer):
             at_zero = rz if not bool(X.any()) else self._rz_at_zero()
             state["floor"] = at_zero * torch.finfo(self.param.dtype).eps ** 2  # the data's eps, not float64's
         state.update(S=S, R=R, P=Z.clone(), rz=rz, indefinite=False if self._vector else
-                     torch.zeros((), dtype=torch.bool, device=R.device))
+                     torch.zeros((), dtype=torch.bool, device=R.device), lanczos=[])
 
     def _rz_at_zero(self) -> Any:
         """rᵀM⁻¹r at x = 0: r = B (CG) or AᵀB (CGLS; one Aᵀ application)."""
@@ -241,7 +251,9 @@ class Krylov(Optimizer):
         R.add_(Q, alpha=-alpha)
         Z = self._M(R)
         rz_new = _vdot(R, Z)
-        P.mul_(_fraction(rz_new, rz)).add_(Z)
+        beta = _fraction(rz_new, rz)
+        P.mul_(beta).add_(Z)
+        _remember(state, alpha, beta)
         rr = rz_new if self.form.preconditioner is None else _vdot(R, R)
         state.update(S=R, rz=rz_new, ss=rr, rr=rr)
 
@@ -275,7 +287,9 @@ class Krylov(Optimizer):
             R = R - self.form.l2 * X
         Z = self._M(R)
         rz_new = _vdot(R, Z)
-        P.mul_(_fraction(rz_new, rz)).add_(Z)
+        beta = _fraction(rz_new, rz)
+        P.mul_(beta).add_(Z)
+        _remember(state, alpha, beta)
         rr = rz_new if self.form.preconditioner is None else _vdot(R, R)
         state.update(R=R, rz=rz_new, ss=_vdot(S, S), rr=rr)
 
@@ -287,6 +301,34 @@ class Krylov(Optimizer):
         self.method = "cgls"  # a symmetric but indefinite matrix: CG on the normal equations instead
         self.form.preconditioner = self.form.cgls_preconditioner
         self.refresh()
+
+    def condition_estimate(self) -> Optional[float]:
+        """κ of the operator iterated on (A for CG, AᵀA + l2 for CGLS; preconditioned when a
+        preconditioner is given), from the extreme eigenvalues of the Lanczos tridiagonal matrix
+        that the CG coefficients define (the Ritz values; Golub & Van Loan §10.2).  A lower bound
+        that sharpens with the steps: κ's smallest eigenvalue is found last.  Single-vector
+        runs only (None otherwise, or before two steps)."""
+        coefficients = self.state[self.param].get("lanczos", [])[:LANCZOS_STEPS] if self._vector else []
+        if len(coefficients) < 2:
+            return None
+        alphas = torch.tensor([a for a, _ in coefficients], dtype=torch.float64)
+        betas = torch.tensor([b for _, b in coefficients], dtype=torch.float64)
+        diagonal = 1 / alphas
+        diagonal[1:] += betas[:-1] / alphas[:-1]
+        off = betas[:-1].sqrt() / alphas[:-1]
+        T = torch.diag(diagonal) + torch.diag(off, 1) + torch.diag(off, -1)
+        eigenvalues = torch.linalg.eigvalsh(T)
+        smallest, largest = float(eigenvalues[0]), float(eigenvalues[-1])
+        return largest / smallest if smallest > 0 else None
+
+    def error_factor(self) -> Optional[float]:
+        """F with ‖x − x*‖/‖x*‖ ≲ F · (the problem's relative residual): κ(A) for the residual
+        ‖b − Ax‖, κ(A)² for the normal-equation residual — from :meth:`condition_estimate`."""
+        kappa = self.condition_estimate()
+        if kappa is None:
+            return None
+        kappa_a = kappa if self.method == "cg" else kappa ** 0.5  # CGLS iterates on AᵀA
+        return kappa_a ** 2 if self.form.normal_residual else kappa_a
 
     # -- what the engine reads (it calls these under torch.no_grad()) ----------------------------------------
     def loss(self) -> float:
@@ -317,6 +359,16 @@ class Krylov(Optimizer):
         norms = squares.sum(dim=-1).sqrt().to(self.param.dtype)  # columns of a member together
         relative = torch.where(denominators > 0, norms / denominators.clamp_min(torch.finfo(norms.dtype).tiny), norms)
         return float(relative.max())
+
+
+# The Lanczos coefficients kept for the condition estimate: the first steps (the extreme Ritz
+# values settle early), bounded so the estimate costs at most a small eigenvalue problem.
+LANCZOS_STEPS = 300
+
+
+def _remember(state: dict[str, Any], alpha: float, beta: float) -> None:
+    if alpha > 0 and len(state["lanczos"]) < LANCZOS_STEPS:
+        state["lanczos"].append((alpha, beta))
 
 
 def _total(value: Any) -> float:

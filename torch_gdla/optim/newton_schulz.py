@@ -65,6 +65,7 @@ class NewtonSchulz(Optimizer):
     """
 
     self_evaluating = True
+    tuning_free = True  # no learning rate to tune: a stall is not the step size's fault
 
     def __init__(self, params: Iterable[Any], form: RootForm, scaled: bool = True) -> None:
         super().__init__(params, defaults={})

@@ -42,6 +42,8 @@ class ProximalGradient(Optimizer):
         accelerated: FISTA momentum (with adaptive restart) instead of plain ISTA.
     """
 
+    tuning_free = True  # no learning rate to tune: a stall is not the step size's fault
+
     def __init__(self, params: Iterable[Any], lr: float, l1: float = 0.0, nonnegative: bool = False,
                  accelerated: bool = True) -> None:
         defaults = dict(lr=check_number(lr, "lr", positive=True, meaning="1/L for an L-Lipschitz gradient"),

@@ -94,6 +94,7 @@ class RayleighRitz(Optimizer):
     """
 
     self_evaluating = True  # iterate()/step() return the loss at the new iterate; no closure is called
+    tuning_free = True  # no learning rate to tune: a stall is not the step size's fault
 
     def __init__(self, params: Iterable[Any], form: EigenForm, block: Optional[int] = None,
                  guard: Optional[int] = None, basis: Optional[int] = None, seed: int = 0) -> None:

@@ -47,6 +47,13 @@ class Problem(nn.Module, metaclass=abc.ABCMeta):
                             explain a stalled run (default: unknown)
     ``singular_advice``     a message when a (numerically) singular matrix makes the problem
                             unsolvable; None (default) when singularity is not fatal
+    ``tol_advice``          why ``tol`` (a loss threshold) cannot apply (an energy loss of unknown
+                            minimum): a run given ``tol`` is refused with it; None: tol applies
+    ``residual_meaning``    what ``residual()`` measures, for a reader ("‖XM − I‖/‖I‖")
+    ``check()``             (label, tensor) a reader can compare with the data, e.g. ("X @ M", X@M)
+                            — shown by the CLI next to the solution; None (default): nothing
+    ``error_estimate(r, m)`` an estimate of the solution's relative error given its residual ``r``
+                            and the method ``m`` that found it (None: unknown)
     ``given_tensors()``     the given data (matrices, right-hand sides, masks) that identify the
                             problem, for the fingerprint a checkpoint carries (default: the
                             persistent buffers, less ``_``-prefixed caches and ``start_buffers``)
@@ -84,6 +91,10 @@ class Problem(nn.Module, metaclass=abc.ABCMeta):
     stochastic: bool = False
     last_iterate: bool = False
     singular_advice: Optional[str] = None
+    # Why ``tol`` (a threshold on the loss) means nothing for this problem — e.g. an energy loss,
+    # negative at the solution and of unknown minimum — or None where it applies; a run given
+    # tol is then refused with this message.
+    tol_advice: Optional[str] = None
     # Buffers that belong to the seeded start rather than to the given data (left out of given_tensors()).
     start_buffers: tuple[str, ...] = ()
 
@@ -155,6 +166,18 @@ class Problem(nn.Module, metaclass=abc.ABCMeta):
         persistent = set(self.state_dict(keep_vars=True))
         return {name: buffer for name, buffer in self.named_buffers()
                 if name in persistent and not name.rsplit(".", 1)[-1].startswith("_") and name not in self.start_buffers}
+
+    residual_meaning: str = ""
+
+    def check(self) -> Optional[tuple[str, Tensor]]:
+        """Something to compare with the data at the solution, e.g. ``("X @ M", X @ M)`` (≈ I)."""
+        return None
+
+    def error_estimate(self, residual: float, method: Any) -> Optional[float]:
+        """An estimate of the solution's relative error from its residual (κ·residual for a
+        linear system, κ from ``method`` when it can tell — a Krylov method's Lanczos
+        coefficients); None (default) when the problem does not know one."""
+        return None
 
     def residual_floor(self) -> Optional[float]:
         """The smallest residual this loss can resolve in its dtype, when the loss itself sets a

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from ..errors import ArgumentError, ArgumentTypeError
 from ..matrices import MatrixLike
 from ..validation import as_float_tensor, as_matrix, check_finite, describe
+from .decomposition import Decomposition
 from .svd import SVD, SVDSolution, check_rank
 
 
@@ -120,6 +121,11 @@ class MatrixCompletion(SVD):
         never passes would keep the solver from ever computing the residual; so None: the
         residual (cheap: two thin QRs) is computed every residual_every steps instead."""
         return None
+
+    def default_optimizer(self) -> torch.optim.Optimizer:
+        """L-BFGS, one iteration per step (``Decomposition``'s): the block Krylov method of
+        ``SVD`` needs the orthogonal parametrisation's closed-form S, which these factors lack."""
+        return Decomposition.default_optimizer(self)
 
     def reference(self) -> Any:
         """There is none: no direct torch.linalg solver poses matrix completion."""

@@ -8,14 +8,14 @@ the latter.
 from __future__ import annotations
 
 import math
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import torch
 from torch import Tensor, nn
 
 from ..errors import ArgumentError, UnsupportedInputError
 from ..matrices import MatrixLike
-from ..operators import is_symmetric
+from ..operators import accurate, is_symmetric
 from ..optim.krylov import LinearForm
 from ..validation import (
     as_matrix,
@@ -110,12 +110,7 @@ class MatrixInverse(Problem, metaclass=Family):
         return self.M.shape[:-2]
 
     def _errors(self, X: Tensor) -> list[Tensor]:
-        errors = []
-        if self.side in ("left", "both"):
-            errors.append(X @ self.M - self.identity)
-        if self.side in ("right", "both"):
-            errors.append(self.M @ X - self.identity)
-        return errors
+        return _errors(X, self.M, self.identity, self.side)
 
     def forward(self) -> Tensor:
         return self._loss(reduce_batch=True)
@@ -135,8 +130,10 @@ class MatrixInverse(Problem, metaclass=Family):
 
     @torch.no_grad()
     def residuals(self) -> Tensor:
-        """‖XM − I‖_F / ‖I‖_F per member; "both" reports the larger of the two sides."""
-        norms = [torch.linalg.matrix_norm(error) for error in self._errors(self.X)]
+        """‖XM − I‖_F / ‖I‖_F per member; "both" reports the larger of the two sides.  Computed
+        in float64 whatever the dtype: it decides convergence."""
+        X, M, identity = accurate(self.X.detach()), accurate(self.M), accurate(self.identity)
+        norms = [torch.linalg.matrix_norm(error) for error in _errors(X, M, identity, self.side)]
         worst = norms[0] if len(norms) == 1 else torch.maximum(norms[0], norms[1])
         return worst / math.sqrt(self.n)
 
@@ -148,6 +145,22 @@ class MatrixInverse(Problem, metaclass=Family):
 
     def reference(self) -> Tensor:
         return torch.linalg.inv(self.M)
+
+    @property
+    def residual_meaning(self) -> str:  # type: ignore[override]
+        return {"left": "‖XM − I‖/‖I‖", "right": "‖MX − I‖/‖I‖", "both": "the larger of ‖XM − I‖, ‖MX − I‖ over ‖I‖"}[
+            self.side]
+
+    @torch.no_grad()
+    def check(self) -> Optional[tuple[str, Tensor]]:
+        """X @ M (M @ X for side="right"): the identity, when X is M's inverse."""
+        X = self.X.detach()
+        return ("M @ X", self.M @ X) if self.side == "right" else ("X @ M", X @ self.M)
+
+    def error_estimate(self, residual: float, method: Any) -> Optional[float]:
+        """√n·residual: XM = I + E gives ‖X − M⁻¹‖ ≤ ‖E‖₂‖M⁻¹‖ ≤ ‖E‖_F‖M⁻¹‖ (no κ: the inverse's
+        relative error is bounded by its residual itself)."""
+        return math.sqrt(self.n) * residual
 
     @torch.no_grad()
     def condition_number(self) -> Optional[float]:
@@ -215,3 +228,12 @@ class MatrixInverse(Problem, metaclass=Family):
         """X from the pieces' solutions stacked as columns: their transpose for ``side="left"``."""
         return pieces.mT.contiguous() if self.side == "left" else pieces
 
+
+def _errors(X: Tensor, M: Tensor, identity: Tensor, side: str) -> list[Tensor]:
+    """XM − I and/or MX − I, as ``side`` asks."""
+    errors = []
+    if side in ("left", "both"):
+        errors.append(X @ M - identity)
+    if side in ("right", "both"):
+        errors.append(M @ X - identity)
+    return errors

@@ -19,6 +19,7 @@ from ..matrices import MatrixLike, VectorLike
 from ..operators import (
     LinearOperator,
     OperatorLike,
+    accurate,
     is_symmetric,
     matmul,
     norm_estimate,
@@ -34,17 +35,20 @@ from ..validation import (
     check_int,
     describe,
 )
-from . import preconditioning
 from .base import Problem
 from .energy import check_assumption
 from .family import Arguments, Family, check_variant
 from .losses import batched_mse
 from .preconditioning import PreconditionerLike, check_preconditioner
+from .preconditioning import build as build_preconditioner
 from .starts import seeded_uniform
 
 REGULARISATION = ("weights", "l2", "l1", "nonnegative")
 # Power iteration underestimates ‖A‖₂ by a few per cent: a step 1/L from it is made safe by this.
 NORM_MARGIN = 1.1
+# Dense matrices up to this order have their condition number computed for an error estimate
+# (an SVD: milliseconds); larger ones only from a Krylov method's own estimate.
+SMALL_ORDER = 1024
 
 
 def _selects_regularisation(arguments: Arguments) -> bool:
@@ -224,8 +228,8 @@ class LinearProblem(Problem):
         normal = self.least_squares if normal_residual is None else normal_residual
         return LinearForm(apply=apply, apply_t=apply_t, rhs=rhs, columns=self._columns, spd=symmetric, energy=energy,
                           scale=scale, normal_residual=normal, residual_norms=self._rhs_norms, l2=l2,
-                          preconditioner=preconditioning.build(self.preconditioner, self.A, symmetric, weights, l2),
-                          cgls_preconditioner=preconditioning.build(self.preconditioner, self.A, False, weights, l2))
+                          preconditioner=build_preconditioner(self.preconditioner, self.A, symmetric, weights, l2),
+                          cgls_preconditioner=build_preconditioner(self.preconditioner, self.A, False, weights, l2))
 
 
 
@@ -319,9 +323,10 @@ class LinearSystem(LinearProblem, metaclass=Family):
     def residuals(self) -> Tensor:
         """Square: ‖Ax − b‖/‖b‖.  Least squares: the normal-equation residual ‖Aᵀ(Ax − b)‖/‖Aᵀb‖,
         which is zero at every least-squares solution even when Ax = b has none."""
-        residual = matmul(self.A, self._columns(self.x)) - self._columns(self.b)
+        A, x, b = accurate(self.A), accurate(self._columns(self.x)), accurate(self._columns(self.b))  # float64
+        residual = matmul(A, x.to(_dtype_of(A))) - b.to(_dtype_of(A))
         if self.least_squares:
-            residual = rmatmul(self.A, residual)
+            residual = rmatmul(A, residual)
         return self._relative(self._member_norm(residual))
 
     def residual_bound(self, loss: float) -> Optional[float]:
@@ -331,6 +336,25 @@ class LinearSystem(LinearProblem, metaclass=Family):
         if smallest == 0.0:
             return None
         return math.sqrt(max(loss, 0.0) * self.A.shape[-2] * self.num_rhs) / smallest
+
+    @property
+    def residual_meaning(self) -> str:  # type: ignore[override]
+        return "‖Aᵀ(Ax − b)‖/‖Aᵀb‖ (least squares)" if self.least_squares else "‖Ax − b‖/‖b‖"
+
+    @torch.no_grad()
+    def check(self) -> Optional[tuple[str, Tensor]]:
+        """A @ x next to b (for a dense A): equal entry by entry when x solves the system."""
+        if not self.dense:
+            return None
+        return "A @ x (compare with b)", _from(matmul(self.A, self._columns(self.x.detach())), self.vector_rhs)
+
+    def error_estimate(self, residual: float, method: Any) -> Optional[float]:
+        """κ·residual (κ² for the normal-equation residual of least squares): κ from the Krylov
+        method's Lanczos coefficients, else the condition number of a small dense A (≤ 1024)."""
+        factor = method.error_factor() if hasattr(method, "error_factor") else None
+        if factor is None and self.dense and self.A.shape[-1] <= SMALL_ORDER:
+            factor = self.condition_number()
+        return None if factor is None else factor * residual
 
     @torch.no_grad()
     def condition_number(self) -> Optional[float]:
@@ -357,6 +381,14 @@ class LinearSystem(LinearProblem, metaclass=Family):
         ``1/lipschitz()`` is a step length that always converges (‖A‖₂ is estimated for a large
         or sparse A; see ``norm_bound``)."""
         return 2.0 / (self.A.shape[-2] * self.num_rhs) * norm_bound(self.A) ** 2
+
+
+def _from(columns: Tensor, vector: bool) -> Tensor:
+    return columns.squeeze(-1) if vector else columns
+
+
+def _dtype_of(A: OperatorLike) -> torch.dtype:
+    return A.dtype
 
 
 def _requires_grad(*tensors: Any) -> bool:

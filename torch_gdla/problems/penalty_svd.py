@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from ..matrices import MatrixLike
 from ..validation import check_number
+from .decomposition import Decomposition
 from .losses import batched_mse
 from .svd import SVD
 
@@ -54,6 +55,9 @@ class PenaltySVD(SVD):
     def factors(self) -> tuple[Tensor, Tensor, Tensor]:
         return self.U, self.diag_sqrt.square(), self.V
 
+    def _factors_and_image(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        return Decomposition._factors_and_image(self)  # not SVD's: these factors are free
+
     def _member_losses(self) -> Tensor:
         U, S, V = self.factors()
         batch_dims = len(self.batch_shape)
@@ -72,6 +76,11 @@ class PenaltySVD(SVD):
     def residuals(self) -> Tensor:
         """The larger of :meth:`SVD.residuals` and the orthogonality error, per member."""
         return torch.maximum(super().residuals(), self.orthogonality_errors())
+
+    def default_optimizer(self) -> torch.optim.Optimizer:
+        """L-BFGS, one iteration per step (``Decomposition``'s): the block Krylov method of
+        ``SVD`` needs the orthogonal parametrisation's closed-form S, which these factors lack."""
+        return Decomposition.default_optimizer(self)
 
     def residual_bound(self, loss: float) -> Optional[float]:
         if self.truncated:

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ..errors import ArgumentError, UnsupportedInputError
 from ..matrices import MatrixLike, VectorLike
-from ..operators import LinearOperator, OperatorLike, matmul, rmatmul
+from ..operators import LinearOperator, OperatorLike, accurate, matmul, rmatmul
 from ..optim.krylov import LinearForm
 from ..validation import (
     as_float_tensor,
@@ -143,8 +143,11 @@ class RegularisedLeastSquares(LinearSystem):
           nonnegative: the projected gradient (g where x > 0, min(g, 0) where x = 0), the KKT
                  residual of non-negative least squares (with l1: g + l1 in place of g); an
                  entry x < 0 makes it at least 1 (infeasible: not a solution)."""
-        x = self._columns(self.x)
-        gradient = self._weighted_normal(matmul(self.A, x) - self._columns(self.b))
+        A = accurate(self.A)  # float64: it decides convergence
+        x, b = self._columns(self.x).to(A.dtype), self._columns(self.b).to(A.dtype)
+        weights = None if self._sqrt_w is None else self._sqrt_w.to(A.dtype).square()
+        difference = matmul(A, x) - b
+        gradient = rmatmul(A, difference * weights if weights is not None else difference)
         if self.l2 > 0:
             gradient = gradient + self.l2 * x
         if self.l1 > 0:

@@ -32,6 +32,8 @@ class EnergyForm:
 
     assume: Optional[str] = "spd"
     quadratic = True
+    tol_advice = ("its loss is the energy ½xᵀAx − bᵀx, negative at the solution and of unknown minimum, so a "
+                  "loss threshold proves nothing; stop on residual_tol (the default) instead")
 
     def _init_energy(self) -> None:
         self._best_residual = BestResidual()

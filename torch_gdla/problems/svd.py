@@ -4,154 +4,29 @@
 ``Stiefel`` parametrisation of ``gdla.parametrizations``), so the loss is the reconstruction
 error alone and no penalty weight has to be tuned; for fixed orthonormal U, V the best S is
 ``diag(UᵀMV)``, so S is eliminated in closed form and the unknowns are two generators only.
+Its default optimizer is the block Krylov–Rayleigh–Ritz method of ``gdla.optim.BlockKrylov``.
 Its variants, which ``SVD(...)`` builds from the arguments: ``PenaltySVD`` (``method="penalty"``,
 the tutorial's penalty recipe, reproduced exactly) and ``MatrixCompletion`` (``mask=`` /
 ``weights=``: plain factors fitted to the observed entries).
 """
 from __future__ import annotations
 
-import abc
 import math
-from typing import Any, NamedTuple, Optional
+from typing import Any, Optional
 
 import torch
 from torch import Tensor, nn
 
 from ..errors import ArgumentError
 from ..matrices import MatrixLike
-from ..parametrizations import orthonormal_map, seeded_orthogonal
+from ..parametrizations import seeded_orthonormal, stiefel_map
 from ..validation import as_matrix, check_choice, check_number
-from .base import Problem
+from .decomposition import Decomposition, SVDSolution, check_rank, normalise
 from .family import Arguments, Family, check_variant
 
 METHODS = ("orthogonal", "penalty")
 
-
-class SVDSolution(NamedTuple):
-    """``M ≈ U @ diag(S) @ V.mT``; S descending and ≥ 0, columns sign-normalised."""
-
-    U: Tensor
-    S: Tensor
-    V: Tensor
-
-
-def normalise(U: Tensor, S: Tensor, V: Tensor) -> SVDSolution:
-    """The canonical form of a decomposition: S ≥ 0 (a negative value flips its V column),
-    S descending (columns permuted with it), and the largest-magnitude entry of every U column
-    positive (U and V columns flipped together).  Deterministic, so two decompositions of the
-    same matrix compare entry by entry when the singular values are distinct."""
-    negative = S < 0
-    V = torch.where(negative.unsqueeze(-2), -V, V)
-    S = S.abs()
-    order = torch.argsort(S, dim=-1, descending=True, stable=True)
-    S = S.gather(-1, order)
-    U = U.gather(-1, order.unsqueeze(-2).expand_as(U))
-    V = V.gather(-1, order.unsqueeze(-2).expand_as(V))
-    peak = U.gather(-2, U.abs().argmax(dim=-2, keepdim=True))
-    sign = torch.where(peak < 0, -1.0, 1.0).to(U.dtype)
-    return SVDSolution(U * sign, S, V * sign)
-
-
-def check_rank(rank: Any, shape: torch.Size) -> int:
-    """k from ``rank``: an integer from 1 to min(m, n), or None for min(m, n)."""
-    full = min(shape[-2:])
-    if rank is None:
-        return full
-    if isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= full:
-        raise ArgumentError(
-            f"rank must be an integer from 1 to min(m, n) = {full} for M of shape {tuple(shape)}; "
-            f"got {rank!r} (rank=None computes all {full} singular triplets)"
-        )
-    return rank
-
-
-class Decomposition(Problem):
-    """What every SVD variant shares: unknowns that give factors (U, S, V) of ``M``.
-
-    A subclass provides ``factors()`` (differentiable, unnormalised), ``_member_losses()`` (the
-    loss of every batch member), ``residuals()`` and the buffers ``M`` and ``_norms``; this
-    class turns them into the loss, the canonical ``solution``, the orthogonality measure, the
-    comparison with ``torch.linalg.svd`` and the default optimizer.
-    """
-
-    M: Tensor
-    _norms: Tensor
-    rank: int
-
-    @abc.abstractmethod
-    def factors(self) -> tuple[Tensor, Tensor, Tensor]:
-        """The current (U, S, V), differentiable and unnormalised."""
-
-    @abc.abstractmethod
-    def _member_losses(self) -> Tensor:
-        """The loss of every batch member."""
-
-    # -- shapes ----------------------------------------------------------------------------------
-    @property
-    def shape(self) -> tuple[int, int]:
-        """(m, n): the shape of each member's M."""
-        m, n = self.M.shape[-2:]
-        return m, n
-
-    @property
-    def truncated(self) -> bool:
-        """True when k < min(m, n)."""
-        return self.rank < min(self.shape)
-
-    @property
-    def batch_shape(self) -> torch.Size:
-        return self.M.shape[:-2]
-
-    # -- loss and solution -----------------------------------------------------------------------
-    def forward(self) -> Tensor:
-        return self._member_losses().sum()
-
-    @torch.no_grad()
-    def losses(self) -> Tensor:
-        return self._member_losses()
-
-    @property
-    def solution(self) -> SVDSolution:
-        with torch.no_grad():
-            U, S, V = self.factors()
-            return normalise(U.detach(), S.detach(), V.detach())
-
-    # -- quality ---------------------------------------------------------------------------------
-    @torch.no_grad()
-    def orthogonality_errors(self) -> Tensor:
-        """max(‖UᵀU − I‖_F, ‖VᵀV − I‖_F) per member (rounding level where U, V are orthonormal by
-        construction; what the penalty leaves in ``PenaltySVD``)."""
-        U, _, V = self.factors()
-        identity = torch.eye(self.rank, dtype=U.dtype, device=U.device)
-        return torch.maximum(torch.linalg.matrix_norm(U.mT @ U - identity),
-                             torch.linalg.matrix_norm(V.mT @ V - identity))
-
-    def reference(self) -> Any:
-        """``torch.linalg.svd`` (thin, the top k triplets) in the same canonical form."""
-        U, S, Vh = torch.linalg.svd(self.M, full_matrices=False)
-        k = self.rank
-        return normalise(U[..., :k], S[..., :k], Vh[..., :k, :].mT)
-
-    @torch.no_grad()
-    def reference_errors(self, reference: SVDSolution) -> Tensor:
-        """‖S − σ‖₂ / ‖σ‖₂ per member: the singular values' relative error.  (The vectors are
-        defined only up to rotations within repeated singular values, so they are not compared.)"""
-        return torch.linalg.vector_norm(self.solution.S - reference.S, dim=-1) / torch.linalg.vector_norm(reference.S, dim=-1)
-
-    def measures(self, reference: bool = False) -> dict[str, Any]:
-        measures = super().measures(reference)
-        measures["orthogonality"] = self.orthogonality_errors
-        return measures
-
-    # -- optimizer -------------------------------------------------------------------------------
-    def default_optimizer(self) -> torch.optim.Optimizer:
-        """L-BFGS with a strong-Wolfe line search over this problem's parameters: measured on
-        the tutorial's five matrices it needs 24–89 loss evaluations where conjugate gradient
-        needs 230–1100, and stalls on one after 3100 (the loss is not quadratic, and its
-        curvature spans (σᵢ − σⱼ)² to (σᵢ + σⱼ)²).  ``max_eval`` is raised from torch's
-        1.25·max_iter, which can leave the line search no evaluations; tolerances are 0 so the
-        solver's own stopping rules decide."""
-        return svd_optimizer(self.parameters())
+__all__ = ["SVD", "SVDSolution", "Decomposition", "check_rank", "normalise", "svd_optimizer"]
 
 
 class SVD(Decomposition, metaclass=Family):
@@ -163,21 +38,22 @@ class SVD(Decomposition, metaclass=Family):
             smaller k finds the top-k triplets: the best rank-k approximation (Eckart–Young) is
             the loss's global minimum, other sets of k triplets are saddle points.
         method: ``"orthogonal"`` (default, this class) or ``"penalty"`` (builds a ``PenaltySVD``).
-        seed: seeds the start: the bases are orthogonal factors of seeded uniform (m × m) and
-            (n × n) draws, in that order (the global RNG is left alone).
+        seed: seeds the start: U and V start as the first k columns of the orthogonal factors of
+            seeded uniform (m × m) and (n × n) draws, in that order (the global RNG is left
+            alone), and the default optimizer's random directions.
         penalty: the orthogonality weight of ``method="penalty"`` (checked here, used there).
         mask, weights: the observed entries / entry weights: build a ``MatrixCompletion``
             (matrix completion, weighted low-rank approximation; needs ``rank=k``).
 
-    The unknowns are two generators mapped to orthonormal U, V (``gdla.parametrizations``'s
-    :func:`orthonormal_map`); S is ``diag(UᵀMV)``, optimal for the current U, V; the loss is
-    ‖U diag(S) Vᵀ − M‖²_F / ‖M‖²_F per member (summed over a batch), scale-free so the
-    optimizer's thresholds behave the same for any ‖M‖.
+    The unknowns are two generators mapped to orthonormal U, V around the points ``U_base``,
+    ``V_base`` (``gdla.parametrizations``'s :func:`stiefel_map`); S is ``diag(UᵀMV)``, optimal
+    for the current U, V; the loss is ‖U diag(S) Vᵀ − M‖²_F / ‖M‖²_F per member (summed over a
+    batch), scale-free so the optimizer's thresholds behave the same for any ‖M‖.
 
     ``solution`` is an :class:`SVDSolution` ``(U, S, V)`` in the canonical form of
     :func:`normalise`.  Any ``torch.optim`` optimizer trains it in a plain loop; the problem's
-    own :meth:`default_optimizer` (L-BFGS) is what ``gdla.solve`` picks when no optimizer is
-    given.
+    own :meth:`default_optimizer` (``gdla.optim.BlockKrylov``, which moves the points) is what
+    ``gdla.solve`` picks when no optimizer is given.
     """
 
     M: Tensor
@@ -233,21 +109,28 @@ class SVD(Decomposition, metaclass=Family):
         return rank
 
     def _init_unknowns(self, generator: torch.Generator) -> None:
-        """The seeded starting point: zero generators on seeded orthogonal bases (U's first)."""
+        """The seeded starting point: zero generators at seeded orthonormal points (U's first)."""
         matrix, rank = self.M, self.rank
         batch, (m, n) = matrix.shape[:-2], matrix.shape[-2:]
-        self.register_buffer("U_base", seeded_orthogonal(torch.Size((*batch, m, m)), generator, matrix))
-        self.register_buffer("V_base", seeded_orthogonal(torch.Size((*batch, n, n)), generator, matrix))
+        # The points are part of the unknown (the default optimizer moves them), not given data:
+        # parameters without a gradient, so state dicts, .to() and the optimizer's state keep them.
+        self.U_base = nn.Parameter(seeded_orthonormal(torch.Size((*batch, m, m)), rank, generator, matrix),
+                                   requires_grad=False)
+        self.V_base = nn.Parameter(seeded_orthonormal(torch.Size((*batch, n, n)), rank, generator, matrix),
+                                   requires_grad=False)
         self.U_generator = nn.Parameter(matrix.new_zeros(*batch, m, rank))
         self.V_generator = nn.Parameter(matrix.new_zeros(*batch, n, rank))
 
     # -- the orthogonal parametrisation ----------------------------------------------------------
     def factors(self) -> tuple[Tensor, Tensor, Tensor]:
         """The current (U, S, V), differentiable and unnormalised."""
-        U = orthonormal_map(self.U_base, self.U_generator)
-        V = orthonormal_map(self.V_base, self.V_generator)
-        S = ((self.M @ V) * U).sum(dim=-2)  # diag(UᵀMV) without forming the k × k product
-        return U, S, V
+        return self._factors_and_image()[:3]
+
+    def _factors_and_image(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        U = stiefel_map(self.U_base, self.U_generator)
+        V = stiefel_map(self.V_base, self.V_generator)
+        MV = self.M @ V
+        return U, (MV * U).sum(dim=-2), V, MV  # S = diag(UᵀMV) without forming the k × k product
 
     def _member_losses(self) -> Tensor:
         U, S, V = self.factors()
@@ -259,18 +142,17 @@ class SVD(Decomposition, metaclass=Family):
         """Per member.  Full rank: ‖U diag(S) Vᵀ − M‖_F / ‖M‖_F; every singular value is then
         within residual·‖M‖_F of the true one (Mirsky), once U and V are orthonormal.
 
-        Truncated (rank k < min(m, n)): the reconstruction error cannot reach zero, so the
-        residual is the optimality measure sqrt((‖MV − US‖²_F + ‖MᵀU − VS‖²_F) / 2) / ‖M‖_F.
-        Column i is the residual of the symmetric matrix [[0, M], [Mᵀ, 0]] at the unit vector
-        [uᵢ; vᵢ]/√2, whose Rayleigh quotient is sᵢ = uᵢᵀMvᵢ; so each sᵢ is within residual·‖M‖_F
-        of a singular value of M, and the measure is 0 exactly at singular triplets.  (That
-        they are the *top* k is the loss's doing: the other triplet sets are saddle points.)
+        Truncated (rank k < min(m, n)): the larger of :meth:`stationarity` (zero at every set
+        of k singular triplets) and :meth:`top_k_gaps` (zero when no singular value outside
+        the k found exceeds the smallest of them), so a point converged to a saddle, a set of
+        triplets that are not the top k, is not converged.
         """
-        U, S, V = self.factors()
+        return self.measured_once(self._residuals)
+
+    def _residuals(self) -> Tensor:
         if self.truncated:
-            left = torch.linalg.matrix_norm(self.M @ V - U * S.unsqueeze(-2))
-            right = torch.linalg.matrix_norm(self.M.mT @ U - V * S.unsqueeze(-2))
-            return torch.sqrt((left.square() + right.square()) / 2) / self._norms
+            return self.truncated_residuals()
+        U, S, V = self.factors()
         return torch.linalg.matrix_norm((U * S.unsqueeze(-2)) @ V.mT - self.M) / self._norms
 
     def residual_bound(self, loss: float) -> Optional[float]:
@@ -278,8 +160,47 @@ class SVD(Decomposition, metaclass=Family):
             return None
         return math.sqrt(max(loss, 0.0))  # the sum over members bounds each; loss = residual² exactly
 
+    # -- the default optimizer ---------------------------------------------------------------------
+    def subspace_form(self) -> Any:
+        """This problem for :class:`gdla.optim.BlockKrylov`: M's products, and the factors read
+        and written as points (``assign`` moves ``U_base``/``V_base`` and zeroes the generators)."""
+        return subspace_form(self)
+
+    def default_optimizer(self) -> torch.optim.Optimizer:
+        """The block Krylov–Rayleigh–Ritz method (``gdla.optim.BlockKrylov``): per step it
+        searches the current vectors and repeated gradient directions MᵀM·V together and takes
+        the best point there.  Measured against ``scipy.sparse.linalg.svds`` in
+        bench/peers_svd_minimize.py; gradient optimizers (e.g. :func:`svd_optimizer`'s L-BFGS)
+        need thousands of evaluations where singular values cluster."""
+        from ..optim import BlockKrylov
+
+        if self.dtype in (torch.float16, torch.bfloat16):  # torch has no QR/SVD in half precision
+            return Decomposition.default_optimizer(self)
+        return BlockKrylov(self.parameters(), self.subspace_form())
+
 
 def svd_optimizer(params: Any) -> torch.optim.Optimizer:
-    """The optimizer factory of :meth:`SVD.default_optimizer`, usable as ``optimizer=``."""
+    """torch's L-BFGS (20 iterations per step, strong Wolfe), usable as ``optimizer=``: the
+    gradient method of the SVD tutorial's configs (``configs/svd.yaml``); the default is
+    :meth:`SVD.default_optimizer`'s block Krylov method."""
     return torch.optim.LBFGS(params, lr=1.0, max_iter=20, max_eval=500, history_size=100,
                              tolerance_grad=0.0, tolerance_change=0.0, line_search_fn="strong_wolfe")
+
+
+def subspace_form(svd: SVD) -> Any:
+    """:meth:`SVD.subspace_form`."""
+    from ..optim.subspace import SubspaceForm
+
+    @torch.no_grad()
+    def factors() -> tuple[Tensor, Tensor]:
+        return stiefel_map(svd.U_base, svd.U_generator), stiefel_map(svd.V_base, svd.V_generator)
+
+    @torch.no_grad()
+    def assign(U: Tensor, V: Tensor) -> None:
+        svd.U_base.copy_(U)
+        svd.V_base.copy_(V)
+        svd.U_generator.zero_()
+        svd.V_generator.zero_()
+
+    return SubspaceForm(apply=lambda X: svd.M @ X, apply_t=lambda Y: svd.M.mT @ Y, shape=svd.shape, rank=svd.rank,
+                        norms=svd._norms, factors=factors, assign=assign, seed=int(svd.seed))
