@@ -2,7 +2,8 @@
 
 Backward of ``λ, V = eigh(M, k)`` (the k extreme pairs): within the span of V it is the
 standard formula (``torch.linalg.eigh``'s): ``V(diag(λ̄) + F∘(VᵀV̄))Vᵀ`` with
-``F_ij = 1/(λ_j − λ_i)``, symmetrised as torch's is (M̄ is a gradient over symmetric M).  For k < n each eigenvector also moves towards the discarded ones:
+``F_ij = 1/(λ_j − λ_i)``, symmetrised as torch's is (M̄ is a gradient over symmetric M).  For
+k < n each eigenvector also moves towards the discarded ones:
 ``dvᵢ ⊇ (λᵢI − M)⁻¹(I − VVᵀ) dM vᵢ``, so M̄ gains ``aᵢ vᵢᵀ`` with ``(λᵢI − M) aᵢ = (I − VVᵀ)v̄ᵢ``
 on the orthogonal complement of V — the complement-system trick of the truncated SVD
 (``decompositions.py``).  That system is positive definite (negated for the smallest pairs),

@@ -101,7 +101,8 @@ class RayleighRitz(Optimizer):
         super().__init__(params, defaults={})
         flat = [p for group in self.param_groups for p in group["params"]]
         if len(flat) != 1:
-            raise ArgumentError(f"RayleighRitz optimizes exactly one tensor (the eigenvectors' generator); got {len(flat)}")
+            raise ArgumentError("RayleighRitz optimizes exactly one tensor (the eigenvectors' generator); "
+                                f"got {len(flat)}")
         self.param = flat[0]
         self.form = form
         k = form.k

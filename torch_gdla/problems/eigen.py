@@ -265,7 +265,8 @@ class SymmetricEigen(EigenProblem):
             self.register_buffer("M", operand)
         self.register_buffer("_norms", spectral_norms(operand))
         if not bool((self._norms > 0).all()):
-            raise ArgumentError("M is zero (a batch member is all zeros): every vector is an eigenvector, of eigenvalue 0")
+            raise ArgumentError("M is zero (a batch member is all zeros): every vector is an eigenvector, of "
+                                "eigenvalue 0")
         like = torch.empty(0, dtype=operand.dtype, device=operand.device)
         self.seed = seed
         self._init_eigen(k, largest, orthonormal_start(init, (*batch, n, k), seed, like))

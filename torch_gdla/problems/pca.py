@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..data import NpyRows, data_dtype, to_tensor
 from ..distributed import all_reduce_sum, rank_and_world_size
-from ..errors import ArgumentError, ArgumentTypeError
+from ..errors import ArgumentError
 from ..operators import LinearOperator
 from ..validation import check_int, check_nonnegative_int, check_positive_int, is_source
 from .eigen import EigenProblem, sign_normalised
@@ -121,7 +121,8 @@ class PCA(EigenProblem):
             loader: Any = source
         elif isinstance(source, Dataset):
             share = torch.utils.data.Subset(source, list(range(rank, len(source), world)))  # type: ignore[arg-type]
-            loader = DataLoader(share, batch_size=self.batch_size, collate_fn=_collate_rows, num_workers=self.num_workers)
+            loader = DataLoader(share, batch_size=self.batch_size, collate_fn=_collate_rows,
+                                num_workers=self.num_workers)
         else:
             rows, size = source.shape[0], self.batch_size
             loader = (source[i * size:(i + 1) * size] for i in range(rank, math.ceil(rows / size), world))

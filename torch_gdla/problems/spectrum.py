@@ -62,7 +62,8 @@ def describe_unseparated(values: Tensor, residuals: Tensor, beyond: Optional[tup
         next_value = float(beyond[0].reshape(-1)[member])
         parts.append(f"eigenvalue {k - 1} ({float(flat_values[member, -1]):.6g}){where if not indices else ''} is not "
                      f"separated from the next one beyond the {k} asked for (about {next_value:.6g}), so the subspace "
-                     f"of the {k} eigenvectors is not determined (only that of more pairs is): ask for more pairs (k > {k})")
+                     f"of the {k} eigenvectors is not determined (only that of more pairs is): ask for more pairs "
+                     f"(k > {k})")
     return "; ".join(parts)
 
 
