@@ -123,3 +123,31 @@ def test_float32_eigh_and_sqrtm():
     S = gdla.matrices.Conditioned(20, cond=100.0, kind="spd").tensor().float()
     X = gdla.linalg.sqrtm(S, residual_tol=1e-5)
     assert X.dtype == torch.float32 and float(torch.linalg.matrix_norm(X @ X - S) / torch.linalg.matrix_norm(S)) <= 1e-5
+
+
+def test_a_repeated_eigenvalue_gives_the_exact_gradient_of_its_eigenspace():
+    """Eigenvalues 10, 9, 9, 7: the projector onto the eigenspace of 9 is a smooth function of M
+    (its vectors individually are not); its gradient is checked by central differences."""
+    g = torch.Generator().manual_seed(0)
+    Q, _ = torch.linalg.qr(torch.randn(40, 40, generator=g, dtype=torch.float64))
+    values = torch.cat([torch.tensor([10.0, 9.0, 9.0, 7.0], dtype=torch.float64), torch.linspace(-5, 5, 36)])
+    A = (Q * values) @ Q.mT
+    A = (A + A.mT) / 2
+    W = torch.randn(40, 40, generator=g, dtype=torch.float64)
+    D = torch.randn(40, 40, generator=g, dtype=torch.float64)
+    D = (D + D.mT) / 2
+
+    def projected(pairs: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        V = pairs[1][:, 1:3]
+        return ((V @ V.mT) * W).sum() + pairs[0].sum()
+
+    def reference(M: torch.Tensor) -> torch.Tensor:
+        values, vectors = torch.linalg.eigh(M)
+        return projected((values.flip(0)[:4], vectors.flip(-1)[:, :4]))
+
+    M = A.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(projected(gdla.linalg.eigh(M, k=4, residual_tol=1e-14)), M)
+    h = 1e-5
+    central = (reference(A + h * D) - reference(A - h * D)) / (2 * h)
+    assert torch.isfinite(grad).all()
+    assert abs(float((grad * D).sum()) - float(central)) <= 1e-6 * abs(float(central))

@@ -33,11 +33,21 @@ from ..problems.sqrtm import MatrixSqrt
 from ..result import Result
 from ._run import Options, run, wants_grad
 
+# Computed eigenvalues closer than REPEATED·eps (relative to the largest) are copies of one
+# repeated eigenvalue: rounding, not a gap (a repeated eigenvalue's Ritz values agree to ~residual²).
+REPEATED = 1e3
+
 
 def _in_span(values: Tensor, vectors: Tensor, g_values: Tensor, g_vectors: Tensor) -> Tensor:
+    """The term within span(V).  Between copies of a repeated eigenvalue F is set to 0, not
+    1/rounding: that is the exact gradient of every function of the eigenspace (its V̄ block is
+    symmetric there, which F's antisymmetric coupling maps to 0), and individual vectors of an
+    eigenspace have no gradient to give (torch.linalg.eigh returns inf/nan there)."""
     gaps = values.unsqueeze(-2) - values.unsqueeze(-1)  # λ_j − λ_i
     eye = torch.eye(values.shape[-1], dtype=torch.bool, device=values.device)
-    F = torch.where(eye, torch.zeros_like(gaps), 1 / torch.where(eye, torch.ones_like(gaps), gaps))
+    scale = values.abs().amax(dim=-1, keepdim=True).unsqueeze(-1)
+    same = eye | (gaps.abs() <= REPEATED * torch.finfo(values.dtype).eps * scale)
+    F = torch.where(same, torch.zeros_like(gaps), 1 / torch.where(same, torch.ones_like(gaps), gaps))
     inner = F * (vectors.mT @ g_vectors) + torch.diag_embed(g_values)
     return vectors @ inner @ vectors.mT
 
