@@ -84,7 +84,7 @@ class RayleighRitz(Optimizer):
             they speed the convergence of the k-th pair and estimate the gap after it.
         basis: the basis size at which a cycle restarts: kept + 16 blocks, at most 120 vectors
             unless 4 blocks need more (memory: 2·basis vectors of length n).  Measured on a
-            200 × 200 matrix and the 10⁴ 2-D Laplacian (``bench/eigen.py``), this takes 1–2×
+            200 × 200 matrix and the 10⁴ 2-D Laplacian (``bench/eigen.py``), this takes 1.9–2.4×
             the applications of M that ``scipy.sparse.linalg.eigsh`` takes.
         seed: seeds the random directions that replace a block which is (numerically) inside
             the basis already (an invariant subspace found, or a basis that spans everything).
