@@ -25,7 +25,7 @@ from ..validation import (
     check_finite,
     check_number,
 )
-from .linear_system import LinearSystem, norm_bound
+from .linear_system import LinearSystem, adjoint, norm_bound
 from .preconditioning import PreconditionerLike
 
 
@@ -107,9 +107,10 @@ class RegularisedLeastSquares(LinearSystem):
         A, sqrt_w = self.A, self._sqrt_w
         B = self._columns(self.b)
         if sqrt_w is None:
-            apply, apply_t, rhs = (lambda P: matmul(A, P)), (lambda S: rmatmul(A, S)), B
+            apply, apply_t, rhs = (lambda P: matmul(A, P)), adjoint(A), B
         else:
-            apply, apply_t, rhs = (lambda P: sqrt_w * matmul(A, P)), (lambda S: rmatmul(A, sqrt_w * S)), sqrt_w * B
+            transpose = adjoint(A)
+            apply, apply_t, rhs = (lambda P: sqrt_w * matmul(A, P)), (lambda S: transpose(sqrt_w * S)), sqrt_w * B
         weights = None if sqrt_w is None else sqrt_w.square().squeeze(-1)
         return self._form(apply, apply_t, rhs, False, energy=False, scale=1.0 / (A.shape[-2] * self.num_rhs),
                           weights=weights, l2=self.l2, normal_residual=True)
