@@ -1,5 +1,6 @@
 """The SVD and minimisation defaults against their scipy peers (time-to-solution issue).
 
+    python bench/peers.py --only svd rosenbrock         # these rows in the one peers table
     python bench/peers_svd_minimize.py                  # everything (about 3 minutes on 2 cores)
     python bench/peers_svd_minimize.py --only svd --rounds 5
     python bench/peers_svd_minimize.py --only minimize --json bench/results/peers.json
@@ -141,9 +142,13 @@ def scipy_residual(A: np.ndarray, k: int, tol: float) -> float:
     return svd_residual(A, U, S, Vt.T)
 
 
-def bench_svd(rounds: int) -> list[dict[str, Any]]:
+SVD_SIZES = ((200, 100, 5), (2000, 1000, 10))
+DIMENSIONS = (2, 100, 1000)
+
+
+def bench_svd(rounds: int, sizes: tuple[tuple[int, int, int], ...] = SVD_SIZES) -> list[dict[str, Any]]:
     rows = []
-    for m, n, k in ((200, 100, 5), (2000, 1000, 10)):
+    for m, n, k in sizes:
         for name, M in svd_matrices(m, n).items():
             A = M.numpy()
             sigma = np.linalg.svd(A, compute_uv=False)[:k]
@@ -214,9 +219,9 @@ def scipy_numpy(d: int) -> Any:
                                                                             maxfun=100_000))
 
 
-def bench_minimize(rounds: int) -> list[dict[str, Any]]:
+def bench_minimize(rounds: int, dimensions: tuple[int, ...] = DIMENSIONS) -> list[dict[str, Any]]:
     rows = []
-    for d in (2, 100, 1000):
+    for d in dimensions:
         ours_fn, scipy_fn = Counted(), Counted()
         result = ours_minimize(d, ours_fn)
         peer = scipy_minimize(d, scipy_fn)

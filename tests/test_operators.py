@@ -112,7 +112,7 @@ def test_an_indefinite_symmetric_matrix_falls_back_to_least_squares():
 
 
 def test_assume_spd_on_an_indefinite_large_matrix_is_caught_by_the_iteration():
-    n = 600  # above the order checked by a Cholesky factorisation up front
+    n = 600  # positive diagonal: only the iteration can tell (the check up front does not factorise)
     Q, _ = torch.linalg.qr(torch.randn(n, n, generator=torch.Generator().manual_seed(4), dtype=F64))
     A = (Q * torch.linspace(-1, 3, n, dtype=F64)) @ Q.T
     A = (A + A.T) / 2 + 2.5 * torch.eye(n, dtype=F64) * 0  # symmetric, positive diagonal, indefinite

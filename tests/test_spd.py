@@ -147,7 +147,7 @@ def test_spd_refusals():
     with pytest.raises(ValueError, match=r'assume="spd".*not symmetric'):
         gdla.LinearSystem(nonsymmetric, torch.ones(4, dtype=torch.float64), assume="spd")
     indefinite = torch.diag(torch.tensor([1.0, 2.0, -1.0, 3.0], dtype=torch.float64))
-    with pytest.raises(ValueError, match=r'assume="spd".*Cholesky.*Drop assume="spd"'):
+    with pytest.raises(ValueError, match=r'assume="spd".*diagonal has 1 entries <= 0.*Drop assume="spd"'):
         gdla.MatrixInverse(indefinite, assume="spd")
     batch = torch.stack([spd(4, 2.0), indefinite])
     with pytest.raises(ValueError, match=r"batch member 1"):
@@ -157,3 +157,22 @@ def test_spd_refusals():
     # rounding-level asymmetry (A.T @ A computed in floating point) is accepted
     A = torch.rand(30, 30, generator=torch.Generator().manual_seed(0), dtype=torch.float32)
     gdla.MatrixInverse(A.mT @ A + torch.eye(30), assume="spd")
+
+
+def test_a_small_indefinite_matrix_with_a_positive_diagonal_is_caught_by_conjugate_gradient():
+    # no factorisation up front: the diagonal passes, and CG meets pᵀAp <= 0 and says so
+    A = torch.tensor([[1.0, 2.0], [2.0, 1.0]], dtype=torch.float64)  # eigenvalues 3, -1
+    problem = gdla.LinearSystem(A, torch.tensor([1.0, 0.0], dtype=torch.float64), assume="spd")
+    with pytest.raises(gdla.errors.NotConvergedError, match=r'not positive definite.*Drop assume="spd"'):
+        gdla.linalg.solve(A, torch.tensor([1.0, 0.0], dtype=torch.float64), assume="spd")
+    assert problem.residual() > 0  # the problem itself was built: only the iteration refuses
+
+
+def test_the_finiteness_check_catches_nan_and_inf_and_accepts_huge_finite_entries():
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        A = spd(4, 2.0)
+        A[1, 2] = A[2, 1] = bad
+        with pytest.raises(ValueError, match=r"A contains 2 NaN or Inf entries"):
+            gdla.LinearSystem(A, torch.ones(4, dtype=torch.float64))
+    huge = torch.full((3, 3), 1e308, dtype=torch.float64)  # finite, but its sum overflows
+    gdla.LinearSystem(huge, torch.ones(3, dtype=torch.float64))

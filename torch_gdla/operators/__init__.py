@@ -6,9 +6,9 @@ model of ``scipy.sparse.linalg.LinearOperator``.  Every operator counts its appl
 (``matvecs``, ``rmatvecs``: one per vector, so an (n, k) block counts k), for comparisons with
 scipy's iteration counts.  Nothing here densifies a sparse matrix.
 """
-from .apply import accurate, column_norms, is_symmetric, matmul, norm_estimate, rmatmul
+from .apply import accurate, adjoint, column_norms, is_symmetric, matmul, norm_estimate, rmatmul
 from .linear_operator import LinearOperator, OperatorLike, aslinearoperator
 from .sparse import SPARSE_LAYOUTS, compact, is_sparse, quiet_sparse
 
-__all__ = ["LinearOperator", "aslinearoperator", "is_sparse", "OperatorLike", "matmul", "rmatmul", "column_norms",
+__all__ = ["LinearOperator", "aslinearoperator", "is_sparse", "OperatorLike", "matmul", "rmatmul", "adjoint", "column_norms",
            "is_symmetric", "norm_estimate", "accurate", "compact", "quiet_sparse", "SPARSE_LAYOUTS"]

@@ -44,6 +44,24 @@ def rmatmul(A: OperatorLike, S: Tensor) -> Tensor:
     return transpose @ S
 
 
+def adjoint(A: OperatorLike) -> Any:
+    """``S -> Aᵀ S`` for a Krylov method's every step.  A sparse A's transpose is built once, as
+    CSR, at the first call: torch's sparse × vector kernel turns a transposed CSR (a CSC view)
+    or COO back into CSR — a sort of the nnz entries — on every call (measured: 1.8 ms against
+    27 µs per Aᵀv for a 20 000 × 2 000 matrix with 10 entries a row).  Built lazily, so conjugate
+    gradient, which never applies Aᵀ, stores no copy."""
+    if not is_sparse(A):
+        return lambda S: rmatmul(A, S)
+    built: list[Any] = []
+
+    def apply_t(S: Tensor) -> Tensor:
+        if not built:
+            built.append((A.t().coalesce() if A.layout == torch.sparse_coo else A.mT).to_sparse_csr())
+        return matmul(built[0], S)
+
+    return apply_t
+
+
 def column_norms(A: OperatorLike, weights: Optional[Tensor] = None) -> Tensor:
     """‖A[:, j]‖₂² for every column (with row weights w: Σᵢ wᵢ Aᵢⱼ²) — the diagonal of AᵀWA, the
     Jacobi preconditioner of least squares — in O(nnz), never densifying."""

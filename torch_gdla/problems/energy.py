@@ -21,10 +21,6 @@ ASSUMPTIONS = (None, "spd")
 # A declared-symmetric matrix may be asymmetric by rounding (e.g. A.T @ A): accepted up to
 # ‖M − Mᵀ‖_F ≤ SYMMETRY_RTOL · n · eps · ‖M‖_F per member.
 SYMMETRY_RTOL = 10.0
-# Dense SPD matrices up to this order are factorised to check definiteness (≈ 1 ms; less than a
-# solver step there); larger ones are checked by conjugate gradient itself, which would
-# otherwise spend as much on the check as a direct solve costs.
-CHOLESKY_ORDER = 512
 
 
 def check_assumption(assume: Any) -> Optional[str]:
@@ -35,15 +31,13 @@ def check_assumption(assume: Any) -> Optional[str]:
 
 
 def check_spd(matrix: Any, name: str) -> None:
-    """Check that every member of ``matrix`` is square, symmetric (to rounding) and positive
-    definite, without paying for a factorisation where it would cost as much as a solve.
+    """Check that every member of ``matrix`` is square, symmetric (to rounding) and has a positive
+    diagonal, without a factorisation (which would cost as much as the solve it guards).
 
     Symmetry: O(n²) dense, O(nnz) sparse; an operator must say ``symmetric=True``.  Positive
-    definiteness: a dense matrix of order ≤ CHOLESKY_ORDER is factorised (cheaper there than
-    one solver step); otherwise its diagonal must be positive (O(n), a necessary condition) and
-    conjugate gradient checks the rest itself — it stops with a clear error at the first
-    direction of non-positive curvature.  Refuses, naming ``assume="spd"``, rather than change
-    what is solved."""
+    definiteness: the diagonal must be positive (O(n), a necessary condition) and conjugate
+    gradient checks the rest itself — it stops with a clear error at the first direction of
+    non-positive curvature.  Refuses, naming ``assume="spd"``, rather than change what is solved."""
     from ..operators import LinearOperator, is_sparse, is_symmetric
 
     n = matrix.shape[-1]
@@ -59,26 +53,20 @@ def check_spd(matrix: Any, name: str) -> None:
         return
     with torch.no_grad():
         _check_symmetric(matrix, name)
-        if n > CHOLESKY_ORDER:
-            diagonal = matrix.diagonal(dim1=-2, dim2=-1)
-            if bool((diagonal <= 0).any()):
-                raise ArgumentError(f'assume="spd" declares {name} symmetric positive definite, but its diagonal has '
-                                    f'{int((diagonal <= 0).sum())} entries <= 0, which a positive definite matrix '
-                                    'cannot have. Drop assume="spd" (the default method needs no definiteness)')
-            return
-        _, info = torch.linalg.cholesky_ex(matrix)
-        if bool((info != 0).any()):
-            failed = int((info.reshape(-1) != 0).nonzero()[0])
-            where = f" (batch member {failed})" if matrix.dim() > 2 else ""
-            dtype = str(matrix.dtype).replace("torch.", "")
-            raise ArgumentError(
-                f'assume="spd" declares {name} symmetric positive definite, but its Cholesky factorisation '
-                f"fails{where}: {name} is indefinite, singular, or too ill-conditioned for {dtype}. "
-                f'Drop assume="spd" to minimise the default mean-squared-error loss, which needs no definiteness'
-            )
+        diagonal = matrix.diagonal(dim1=-2, dim2=-1)
+        bad = (diagonal <= 0).reshape(-1, n).any(dim=-1)
+        if bool(bad.any()):
+            first = int(bad.nonzero()[0])
+            where = f" (batch member {first})" if matrix.dim() > 2 else ""
+            raise ArgumentError(f'assume="spd" declares {name} symmetric positive definite, but its diagonal{where} '
+                                f'has {int((diagonal.reshape(-1, n)[first] <= 0).sum())} entries <= 0, which a '
+                                'positive definite matrix cannot have. Drop assume="spd" (the default method needs '
+                                'no definiteness)')
 
 
 def _check_symmetric(matrix: Tensor, name: str) -> None:
+    if torch.equal(matrix, matrix.mT):  # exactly symmetric, the common case: one comparison, nothing allocated
+        return
     n = matrix.shape[-1]
     eps = torch.finfo(matrix.dtype).eps
     asymmetry = torch.linalg.matrix_norm(matrix - matrix.mT) / torch.linalg.matrix_norm(matrix).clamp_min(

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from ..errors import ArgumentError
 from ..matrices import MatrixLike, VectorLike
-from ..operators import LinearOperator, accurate, is_symmetric, matmul, rmatmul
+from ..operators import LinearOperator, accurate, adjoint, is_symmetric, matmul, rmatmul
 from ..optim.krylov import LinearForm
 from .energy import check_assumption
 from .family import Arguments, Family, check_variant, differs
@@ -106,7 +106,7 @@ class LinearSystem(LinearProblem, metaclass=Family):
         indefinite A switches to CGLS at the first non-positive curvature), else CGLS."""
         A = self.A
         symmetric = not self.least_squares and is_symmetric(A)
-        return self._form(lambda P: matmul(A, P), lambda S: rmatmul(A, S), self._columns(self.b), symmetric,
+        return self._form(lambda P: matmul(A, P), adjoint(A), self._columns(self.b), symmetric,
                           energy=False, scale=1.0 / (A.shape[-2] * self.num_rhs))
 
     @torch.no_grad()

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ..errors import UnsupportedInputError
 from ..matrices import VectorLike
-from ..operators import accurate, matmul, rmatmul
+from ..operators import accurate, adjoint, matmul, rmatmul
 from ..optim.krylov import LinearForm
 from ..validation import check_bool, check_dense, check_number
 from .linear_problem import norm_bound
@@ -74,9 +74,10 @@ class RegularisedLeastSquares(LinearSystem):
         A, sqrt_w = self.A, self._sqrt_w
         B = self._columns(self.b)
         if sqrt_w is None:
-            apply, apply_t, rhs = (lambda P: matmul(A, P)), (lambda S: rmatmul(A, S)), B
+            apply, apply_t, rhs = (lambda P: matmul(A, P)), adjoint(A), B
         else:
-            apply, apply_t, rhs = (lambda P: sqrt_w * matmul(A, P)), (lambda S: rmatmul(A, sqrt_w * S)), sqrt_w * B
+            transpose = adjoint(A)
+            apply, apply_t, rhs = (lambda P: sqrt_w * matmul(A, P)), (lambda S: transpose(sqrt_w * S)), sqrt_w * B
         return self._form(apply, apply_t, rhs, False, energy=False, scale=1.0 / (A.shape[-2] * self.num_rhs),
                           weights=weights_of(sqrt_w), l2=self.l2, normal_residual=True)
 

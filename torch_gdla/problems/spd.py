@@ -57,8 +57,8 @@ class EnergyForm:
 class SPDMatrixInverse(EnergyForm, MatrixInverse):
     """The inverse of a symmetric positive definite M by its energy (``MatrixInverse(M, assume="spd")``).
 
-    M is checked (symmetry to rounding and a Cholesky factorisation, O(n³) once; refused
-    otherwise).  The loss is the energy ``(½tr(XMXᵀ) − tr(X)) / n²`` per member (``side="right"``:
+    M is checked (symmetry to rounding, a positive diagonal: O(n²), no factorisation; refused
+    otherwise); the default conjugate gradient checks definiteness as it goes.  The loss is the energy ``(½tr(XMXᵀ) − tr(X)) / n²`` per member (``side="right"``:
     ½tr(XᵀMX) − tr(X)), whose gradient ``(XM − I)/n²`` has condition κ(M) instead of κ(M)² —
     same minimiser M⁻¹, several times fewer iterations when M is ill-conditioned.
     ``residual()`` is the same as :class:`MatrixInverse`'s, so ``residual_tol`` (the default
@@ -89,8 +89,8 @@ class SPDMatrixInverse(EnergyForm, MatrixInverse):
 class SPDLinearSystem(EnergyForm, LinearSystem):
     """``A x = b`` for a symmetric positive definite A by its energy (``LinearSystem(A, b, assume="spd")``).
 
-    A is checked (square, symmetric to rounding, a Cholesky factorisation, O(n³) once; refused
-    otherwise).  The loss is the energy ``(½xᵀAx − bᵀx) / n`` per right-hand side, summed over
+    A is checked (square, symmetric to rounding, a positive diagonal: O(n²) or O(nnz), no
+    factorisation; refused otherwise); the default conjugate gradient checks definiteness as it goes.  The loss is the energy ``(½xᵀAx − bᵀx) / n`` per right-hand side, summed over
     them and over batch members, whose gradient ``(Ax − b)/n`` has condition κ(A) instead of
     κ(A)²: same solution, several times fewer iterations for an ill-conditioned A.
     ``residual()`` stays ‖Ax − b‖/‖b‖, so ``residual_tol`` (the default stopping rule) means the
