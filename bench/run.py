@@ -102,7 +102,7 @@ def interleaved(fns: dict[str, Callable[[], Any]], repeats: int, device: torch.d
 
 
 def seed_matrix(dtype=torch.float32) -> torch.Tensor:
-    """Seed 000: torch.manual_seed(314); torch.rand(4, 4)."""
+    """The matrix-operations tutorial's matrix: torch.manual_seed(314); torch.rand(4, 4)."""
     return torch.rand(4, 4, generator=torch.Generator().manual_seed(314)).to(dtype)
 
 
@@ -296,7 +296,7 @@ def section_evaluations(args: argparse.Namespace) -> None:
                 f"scipy cg {cg_iterations} iterations (one right-hand side)", None, result.steps / cg_iterations,
                 {"steps": result.steps, "evaluations": result.evaluations}))
 
-    # 2c. SVD of the five seed matrices, singular values within 1e-8
+    # 2c. SVD of the matrix-operations tutorial's five matrices, singular values within 1e-8
     matrices = {
         "M1 rand(5,4) seed 314": torch.rand(5, 4, generator=torch.Generator().manual_seed(314)),
         "M2 rand(4,4) seed 315": torch.rand(4, 4, generator=torch.Generator().manual_seed(315)),

@@ -1,6 +1,6 @@
-"""Seed 002's MLP on a dataset that ships with scikit-learn, plus a least-squares readout.
+"""The linear-system tutorial's MLP on a dataset that ships with scikit-learn, plus a least-squares readout.
 
-The seed's network (784-512-256-10, ReLU, Softmax) becomes 64-512-256-10 for the 8×8 digits,
+The tutorial's network (784-512-256-10, ReLU, Softmax) becomes 64-512-256-10 for the 8×8 digits,
 trained with Lightning.  Then the trained penultimate features (256, plus a bias column) are
 kept and the last layer is replaced by the least-squares readout W = argmin ‖[F 1] W − Y‖
 (Y one-hot), solved by gradient descent with ``gdla.LinearSystem``; the two classifiers are
@@ -25,7 +25,7 @@ from torch_gdla.lightning.support import quiet_lightning
 
 
 class DigitsMLP(pl.LightningModule):
-    """Seed 002's ``Neural`` with 64 inputs: Linear-ReLU-Linear-ReLU-Linear-Softmax."""
+    """The linear-system tutorial's ``Neural`` with 64 inputs: Linear-ReLU-Linear-ReLU-Linear-Softmax."""
 
     def __init__(self, lr: float = 1e-3) -> None:
         super().__init__()
@@ -38,7 +38,7 @@ class DigitsMLP(pl.LightningModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         images, labels = batch
-        # The network outputs probabilities (the seed's Softmax), so the loss is their negative log.
+        # The network outputs probabilities (the tutorial's Softmax), so the loss is their negative log.
         return nn.functional.nll_loss(self(images).clamp_min(1e-12).log(), labels)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:

@@ -10,12 +10,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import pytest
 import torch
 
-SEED_002_A = [[1, 3, 2, -1], [5, 2, 1, -2], [0, 1, 2, 4], [1, 1, -1, -3]]
-SEED_002_B = [9, 4, 24, -12]
+LINEAR_SYSTEM_TUTORIAL_A = [[1, 3, 2, -1], [5, 2, 1, -2], [0, 1, 2, 4], [1, 1, -1, -3]]
+LINEAR_SYSTEM_TUTORIAL_B = [9, 4, 24, -12]
 
 
 def seed_matrix() -> torch.Tensor:
-    """Seed 000's random matrix: torch.manual_seed(314); torch.rand(4, 4)."""
+    """The matrix-operations tutorial's random matrix: torch.manual_seed(314); torch.rand(4, 4)."""
     torch.manual_seed(314)
     return torch.rand(4, 4)
 

@@ -1,4 +1,4 @@
-"""The torch-gdla command runs every shipped config and reproduces the seeds' numbers."""
+"""The torch-gdla command runs every shipped config and reproduces the tutorials' numbers."""
 import subprocess
 import sys
 from pathlib import Path

@@ -51,6 +51,13 @@ BUILT_IN = {
     "minimize": lambda d: gdla.Minimize("rosenbrock", torch.tensor([-1.0, 1.5], dtype=d)),
     "streamed": lambda d: gdla.StreamedLeastSquares(_rect(64, 3, dtype=d), _rect(64, 1, seed=3, dtype=d)[:, 0],
                                                     batch_size=None),
+    "eigen": lambda d: gdla.SymmetricEigen(_spd(6, d), k=2),
+    "eigen smallest": lambda d: gdla.SymmetricEigen((_rect(30, 30, dtype=d) + _rect(30, 30, dtype=d).mT) / 2, k=3,
+                                                    largest=False),
+    "eigen sparse": lambda d: gdla.SymmetricEigen(gdla.matrices.Poisson2D(6, dtype=str(d)[6:]).tensor(), k=2),
+    "sqrtm": lambda d: gdla.MatrixSqrt(_spd(5, d)),
+    "sqrtm inverse": lambda d: gdla.MatrixSqrt(_spd(5, d), inverse=True),
+    "pca": lambda d: gdla.PCA(_rect(50, 6, dtype=d), k=2, batch_size=16),
 }
 # Runs whose default method cannot reach 1e-6 in the step budget are still checked for honesty.
 BUDGET = {"svd penalty": 300, "minimize": 2000}

@@ -1,4 +1,5 @@
-"""Derivatives by autograd (seed 001 "Gradient Computation", seed 000 part 1)."""
+"""Derivatives by autograd (the gradients tutorial's "Gradient Computation", the matrix-operations tutorial's
+part 1)."""
 import math
 
 import pytest

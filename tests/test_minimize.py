@@ -1,4 +1,4 @@
-"""Minimize (seed 001): the sphere and sixth-power examples, stopping rules, the YAML configs."""
+"""Minimize (the gradients tutorial): the sphere and sixth-power examples, stopping rules, the YAML configs."""
 import functools
 from pathlib import Path
 
@@ -21,7 +21,7 @@ def sphere_start(dtype=torch.float64):
 
 
 def sixth_start(dtype=torch.float64):
-    """The seed's ``std·(randn(1, N) + mean)`` start, std = mean = 1, N = 4, generator seed 0."""
+    """The tutorial's ``std·(randn(1, N) + mean)`` start, std = mean = 1, N = 4, generator seed 0."""
     return (1.0 * (torch.randn(4, generator=torch.Generator().manual_seed(0), dtype=torch.float64) + 1.0)).to(dtype)
 
 

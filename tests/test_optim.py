@@ -77,4 +77,4 @@ def test_closure_is_required_and_arguments_checked():
 def test_default_optimizer_needs_few_evaluations(M1, dtype):
     result = gdla.solve(gdla.MatrixInverse(M1.to(dtype)), tol=1e-12 if dtype == torch.float64 else 1e-10)
     assert result.converged
-    assert result.evaluations <= 25  # the seed recipe needs 783 SGD steps for 1e-12
+    assert result.evaluations <= 25  # the tutorial's recipe needs 783 SGD steps for 1e-12

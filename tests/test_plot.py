@@ -103,7 +103,7 @@ comparisons:
     random_log = read_run(tmp_path / "logs" / "tiny" / "random")
     steps, losses = random_log.curves["loss"]
     assert steps == [5, 10, 15, 20]
-    assert 0 < losses[-1] < losses[0] < 0.7897  # SGD(0.9, 0.9) from the seed start (loss 0.7897 at step 1)
+    assert 0 < losses[-1] < losses[0] < 0.7897  # SGD(0.9, 0.9) from the tutorial's start (loss 0.7897 at step 1)
     assert read_run(tmp_path / "logs" / "tiny" / "diagonal").curves["loss"][0] == [5, 10]
 
 

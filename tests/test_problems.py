@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import torch_gdla as gdla
-from conftest import SEED_002_A, SEED_002_B, sgd
+from conftest import LINEAR_SYSTEM_TUTORIAL_A, LINEAR_SYSTEM_TUTORIAL_B, sgd
 
 
 def random_matrix(shape, seed=0, dtype=torch.float64):
@@ -33,9 +33,9 @@ def test_inverse_loss_variants(side, M1):
     assert inv.residual() <= 1e-10
 
 
-def test_seed_002_linear_system_plain_and_solve():
-    A = torch.tensor(SEED_002_A).float()
-    b = torch.tensor(SEED_002_B).float()
+def test_linear_system_tutorial_plain_and_solve():
+    A = torch.tensor(LINEAR_SYSTEM_TUTORIAL_A).float()
+    b = torch.tensor(LINEAR_SYSTEM_TUTORIAL_B).float()
     expected = torch.tensor([1.0, 2.0, 3.0, 4.0])
     ls = gdla.LinearSystem(A, b)
     assert torch.equal(ls.x.detach(), torch.zeros(4))

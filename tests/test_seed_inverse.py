@@ -1,11 +1,12 @@
-"""Seed 000: matrix inverse by SGD(0.9, 0.9) — the same numbers in plain PyTorch, solve() and the CLI."""
+"""The matrix-operations tutorial: matrix inverse by SGD(0.9, 0.9) — the same numbers in plain PyTorch, solve()
+and the CLI."""
 import pytest
 import torch
 
 import torch_gdla as gdla
 from conftest import sgd
 
-# (initial loss, first step with loss < 1e-8, first step with loss < 1e-12), as the seed measured.
+# (initial loss, first step with loss < 1e-8, first step with loss < 1e-12), as the tutorial measured.
 RANDOM = (0.7897, 499, 783)
 DIAGONAL = (1.6650, 166, 253)
 

@@ -1,4 +1,4 @@
-"""gdla.optim.Staged: the torch.optim contract, seed 001's switching rule, plain loops and solve()."""
+"""gdla.optim.Staged: the torch.optim contract, the gradients tutorial's switching rule, plain loops and solve()."""
 import copy
 import functools
 

@@ -1,5 +1,5 @@
-"""SVD by gradient descent (seed 000 part 3): the seed's recipe, its failures, and the default
-orthogonal method checked against torch.linalg."""
+"""SVD by gradient descent (the matrix-operations tutorial, part 3): the tutorial's recipe, its failures,
+and the default orthogonal method checked against torch.linalg."""
 import functools
 from pathlib import Path
 
@@ -14,7 +14,7 @@ from torch_gdla.problems.svd import normalise, svd_optimizer
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
-# The seed's five test matrices (M4 is the transpose of a 3x4 draw).
+# The tutorial's five test matrices (M4 is the transpose of a 3x4 draw).
 SEED_MATRICES = {
     "M1": Random([5, 4], seed=314),
     "M2": Random([4, 4], seed=315),
@@ -35,7 +35,7 @@ def seed_recipe(name: str, steps: int) -> tuple[gdla.SVD, gdla.Result]:
     return svd, result
 
 
-# -- the seed's recipe ------------------------------------------------------------------------------
+# -- the tutorial's recipe --------------------------------------------------------------------------
 def test_penalty_start_is_the_seeds_draws():
     M = seed_matrix("M1")
     torch.manual_seed(314)
@@ -48,7 +48,7 @@ def test_penalty_start_is_the_seeds_draws():
 
 
 def test_seed_recipe_M1():
-    # The first 3000 of the seed's 20 000 steps: the loss passes 1e-6 at step ~2000 and the
+    # The first 3000 of the tutorial's 20 000 steps: the loss passes 1e-6 at step ~2000 and the
     # singular values have their 4 decimals long before the end.
     svd, result = seed_recipe("M1", 3000)
     first = int((result.history < 1e-6).nonzero()[0])
@@ -108,10 +108,10 @@ def test_orthogonal_method_float64(name):
 
 @pytest.mark.parametrize("name", list(SEED_MATRICES))
 def test_default_solve_meets_the_evaluation_target(name):
-    # gdla.solve with no optimizer must pick the problem's own L-BFGS (build_optimizer calls
-    # problem.default_optimizer()): ≤ 300 evaluations to 1e-8 on every seed matrix.
+    # gdla.solve with no optimizer must pick the problem's own optimizer (build_optimizer calls
+    # problem.default_optimizer()): ≤ 300 evaluations to 1e-8 on every tutorial matrix.
     M = seed_matrix(name, torch.float64)
-    result = gdla.solve(gdla.SVD(M), max_steps=300)  # bounds the run if the default is not L-BFGS
+    result = gdla.solve(gdla.SVD(M), max_steps=300)  # bounds the run if the default is not picked
     sigma = torch.linalg.svdvals(M)
     assert result.converged and result.evaluations <= 300
     assert ((result.solution.S - sigma).abs() / sigma).max().item() <= 1e-8
@@ -261,7 +261,7 @@ def test_svd_config(tmp_path, capsys):
 
 
 def test_svd_seed_config(tmp_path):
-    # The first 2100 of the config's 20 000 steps reach the seed's milestone.
+    # The first 2100 of the config's 20 000 steps reach the tutorial's milestone.
     result = run_cli("svd_seed.yaml", tmp_path, "--trainer.max_steps", "2100").model.result
     assert abs(int((result.history < 1e-6).nonzero()[0]) - 2023) <= 20
     assert result.solution.S.tolist() == pytest.approx([2.3398, 0.6873, 0.2592, 0.1177], abs=5e-4)

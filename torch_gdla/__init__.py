@@ -23,7 +23,10 @@ from .problems import (
     SPDLinearSystem,
     SPDMatrixInverse,
 )
+from .problems.eigen import EigenSolution, SymmetricEigen
 from .problems.minimize import Minimize
+from .problems.pca import PCA, PCASolution
+from .problems.sqrtm import MatrixSqrt
 from .problems.streamed import StreamedLeastSquares
 from .result import Result, Status
 from .solve import solve
@@ -37,6 +40,7 @@ __all__ = [
     "StreamedLeastSquares", "sharding",
     "SPDMatrixInverse", "SPDLinearSystem", "RegularisedLeastSquares", "PenaltySVD", "MatrixCompletion",
     "LinearOperator", "aslinearoperator", "linalg", "errors",
+    "SymmetricEigen", "EigenSolution", "MatrixSqrt", "PCA", "PCASolution",
 ]
 
 _LAZY = {"SolverModule": ("torch_gdla.lightning", "SolverModule"), "metrics": ("torch_gdla.metrics", None)}

@@ -20,7 +20,7 @@ from .errors import ArgumentError, ArgumentTypeError, UnsupportedInputError
 __all__ = [
     "DTYPES", "as_float_tensor", "as_matrix", "as_operand", "check_dense", "check_bool", "check_choice", "check_dtype", "check_finite",
     "check_init", "check_int", "check_nonnegative_int", "check_number", "check_optimizer_factory",
-    "check_positive_int", "check_tolerance", "describe", "is_source",
+    "check_positive_int", "check_tolerance", "describe", "is_source", "check_symmetric",
 ]
 
 # dtype names accepted wherever a dtype can be written as text (YAML configs).
@@ -288,3 +288,33 @@ def check_optimizer_factory(factory: Any, name: str = "optimizer") -> None:
             f"{getattr(factory, '__name__', repr(factory))}{signature} cannot be called that way ({error})"
         ) from None
 
+
+
+def check_symmetric(matrix: Any, name: str, operation: str) -> None:
+    """Refuse a matrix that is not square and symmetric (to rounding: ‖M − Mᵀ‖_F ≤ 10·n·eps·‖M‖_F
+    per member, O(n²) dense, O(nnz) sparse) where ``operation`` needs one; a LinearOperator must
+    have been built with ``symmetric=True``.  The message gives the measured asymmetry."""
+    from .errors import ShapeError
+    from .operators import LinearOperator, is_sparse, is_symmetric
+
+    if matrix.shape[-1] != matrix.shape[-2]:
+        raise ShapeError(f"{operation} needs a square symmetric {name}; got shape {tuple(matrix.shape)}")
+    if isinstance(matrix, LinearOperator):
+        if not matrix.symmetric:
+            raise ArgumentError(f"{operation} needs a symmetric {name}, and this LinearOperator was not built with "
+                                "symmetric=True; pass LinearOperator(..., symmetric=True) if M = Mᵀ")
+        return
+    if is_symmetric(matrix):
+        return
+    with torch.no_grad():
+        if is_sparse(matrix):
+            coo = matrix.to_sparse_coo().coalesce()
+            difference = float(torch.linalg.vector_norm((coo - coo.t()).coalesce().values()))
+            scale = float(torch.linalg.vector_norm(coo.values()))
+        else:
+            difference = float(torch.linalg.matrix_norm(matrix - matrix.mT).max())
+            scale = float(torch.linalg.matrix_norm(matrix).max())
+    raise ArgumentError(
+        f"{operation} needs a symmetric {name}, but ‖{name} − {name}ᵀ‖_F / ‖{name}‖_F = {difference / scale:.3g}, more "
+        f"than rounding; symmetrise it, e.g. ({name} + {name}.mT) / 2, if the asymmetry is noise (for the singular "
+        "values of a general matrix use gdla.SVD)")

@@ -17,6 +17,7 @@ from typing import Any, Callable, Optional, Sequence, cast
 import torch
 from torch import Tensor
 
+from ..errors import ArgumentError
 from ..problems.base import Problem
 from ..result import Result, Status
 from ..validation import check_positive_int
@@ -39,6 +40,18 @@ def _gradient_into(params: Sequence[Tensor]) -> Callable[[Tensor], None]:
             p.grad = torch.zeros_like(p) if grad is None else grad if grad.is_contiguous() else grad.contiguous()
 
     return backward
+
+
+def _check_steps_the_problem(optimizer: torch.optim.Optimizer, problem: Problem) -> None:
+    """Refuse an optimizer that steps tensors which are not the problem's parameters (built on
+    another problem's, say): its steps would never move this problem's unknown, and a
+    self-evaluating one would report the other problem's loss as this one's."""
+    own = {id(p) for p in problem.parameters()}
+    foreign = sum(id(p) not in own for group in optimizer.param_groups for p in group["params"])
+    if foreign:
+        raise ArgumentError(f"optimizer steps {foreign} tensor(s) that are not parameters of this problem "
+                            f"({type(problem).__name__}); build it on this problem's parameters, e.g. "
+                            "optimizer_class(problem.parameters()) or problem.default_optimizer()")
 
 
 class Iteration:
@@ -71,6 +84,7 @@ class Iteration:
         self.criteria = (criteria or Criteria()).for_problem(problem)
         self.max_steps = check_positive_int(max_steps, "max_steps", allow_none=True)
         params = [p for p in problem.parameters() if p.requires_grad]
+        _check_steps_the_problem(optimizer, problem)
         # An optimizer that reports its own loss (Krylov recurrences) is confirmed against the
         # problem's own residual before any convergence is claimed; its iterates improve
         # monotonically, so the point returned is the last one.

@@ -46,6 +46,10 @@ def build_result(problem: Problem, optimizer: Any, criteria: Criteria, status: S
         shown = ", ".join(str(i) for i in failing[:SHOWN_MEMBERS]) + (", ..." if len(failing) > SHOWN_MEMBERS else "")
         converged = False
         reason += f" (batch members not converged: {len(failing)} of {members.numel()}: {shown})"
+    if converged:  # what the residual does not show about a converged solution (e.g. its vectors' freedom)
+        with torch.no_grad():
+            caveat = problem.caveat()
+        reason += f"; {caveat}" if caveat else ""
     solution = problem.attach(problem.solution) if torch.is_grad_enabled() else problem.solution
     residual = float(residuals.max())
     return Result(

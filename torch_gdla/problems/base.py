@@ -62,6 +62,9 @@ class Problem(DiagnosisHooks, ReferenceHooks, ShardingHooks, nn.Module, metaclas
     ``residual_floor()``    the smallest residual the loss itself can resolve in its dtype, when
                             that is above eps·κ (e.g. √eps for a loss whose minimum is not zero),
                             so a stall there is named as the loss's floor (default: None)
+    ``caveat()``            what a converged run must still say about its solution (e.g. eigenvalues
+                            too close to determine their eigenvectors one by one): appended to a
+                            converged run's reason (default: None)
     ``reference()``         the direct ``torch.linalg`` answer, for comparison
     ``reference_errors(r)`` per-member relative error of ``solution`` against ``r``
     ``measures(reference)`` solution-quality measures (name -> per-member tensor); the Lightning

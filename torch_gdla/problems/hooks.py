@@ -50,6 +50,11 @@ class DiagnosisHooks:
         floor above eps·κ; None when it does not."""
         return None
 
+    def caveat(self) -> Optional[str]:
+        """A limit of the current solution that its residual does not show (the run's reason
+        carries it, e.g. eigenvalues that are not separated), or None."""
+        return None
+
     def condition_number(self) -> Optional[float]:
         """The 2-norm condition number that limits the attainable accuracy (worst member), or
         None when it does not apply.  Called only to explain a run that stalled."""
