@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
-from typing import Any, Optional
+from typing import Any, Literal, Optional, overload
 
 import torch
 from torch import Tensor
@@ -48,6 +48,14 @@ def check_int(value: Any, name: str) -> int:
     if not _is_int(value):
         raise ArgumentTypeError(f"{name} must be an integer; got {value!r} ({type(value).__name__})")
     return value
+
+
+@overload
+def check_positive_int(value: Any, name: str, *, allow_none: Literal[False] = ..., meaning: str = "") -> int: ...
+
+
+@overload
+def check_positive_int(value: Any, name: str, *, allow_none: bool, meaning: str = "") -> Optional[int]: ...
 
 
 def check_positive_int(value: Any, name: str, *, allow_none: bool = False, meaning: str = "") -> Optional[int]:

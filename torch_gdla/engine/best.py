@@ -16,15 +16,21 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Iterator, Optional, Sequence, Union, overload
 
 import torch
 from torch import Tensor
 
-Number = Union[float, Tensor]
+
+@overload
+def improves(value: float, lowest: float, tie: float) -> bool: ...
 
 
-def improves(value: Number, lowest: Number, tie: float) -> Any:
+@overload
+def improves(value: Tensor, lowest: Tensor, tie: float) -> Tensor: ...
+
+
+def improves(value: Any, lowest: Any, tie: float) -> Any:
     """``value`` ties or beats the lowest loss seen: within ``tie·|lowest|`` above it.
 
     A loss within a few ulps of the lowest is a tie that rounding cannot break; near a non-zero
@@ -38,7 +44,7 @@ class BestSoFar:
 
     keeps_point = True
 
-    def __init__(self, params: list[Tensor]) -> None:
+    def __init__(self, params: Sequence[Tensor]) -> None:
         self.params = params
         self.tie = 8 * torch.finfo(params[0].dtype).eps if params else 0.0
         self.best_loss = math.inf  # the loss of the kept point
@@ -49,6 +55,11 @@ class BestSoFar:
     def observe(self, loss: Tensor) -> Any:
         """Account for one evaluation; returns the loss as the run records it (float or tensor)."""
         raise NotImplementedError
+
+    def observe_reported(self, loss: Union[Tensor, float]) -> float:
+        """Account for a loss an optimizer reports from its own recurrences (no evaluation, so no
+        point to keep): only :class:`LastIterate` tracks such a run."""
+        raise TypeError(f"{type(self).__name__} keeps a point; a reported loss comes with none (use LastIterate)")
 
     @torch.no_grad()
     def load(self) -> None:
@@ -115,6 +126,8 @@ class LastIterate(HostBest):
             self.nonfinite = value
         return value
 
+    observe_reported = observe
+
 
 class DeviceBest(BestSoFar):
     """Tracks the kept point on the device; the host reads a block's records once.
@@ -122,7 +135,7 @@ class DeviceBest(BestSoFar):
     ``tol`` (0/None: off) freezes the kept point at the first step where the best loss meets it,
     as a non-finite loss does, so the steps a block runs past that point change nothing."""
 
-    def __init__(self, params: list[Tensor], tol: Optional[float]) -> None:
+    def __init__(self, params: Sequence[Tensor], tol: Optional[float]) -> None:
         super().__init__(params)
         device = params[0].device
         self.tol = tol

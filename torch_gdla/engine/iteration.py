@@ -4,13 +4,15 @@ An :class:`Iteration` is built once per run with everything it needs (problem, b
 optimizer, criteria, max_steps); ``run(n)`` takes up to n optimizer steps and returns a Status
 as soon as a rule fires; ``finish()`` returns the :class:`~torch_gdla.result.Result`.  Its
 pieces each live in their own module: best-so-far tracking (:mod:`.best`), the loss history
-(:mod:`.history`), the stopping rules (:mod:`.rules`) and the diagnosis of a stall
-(:mod:`.diagnosis`).  ``SolverModule`` drives the same object in blocks of steps.
+(:mod:`.history`), the step loop (:mod:`.loop`), the stopping rules (:mod:`.rules`), the
+diagnosis of a stall (:mod:`.diagnosis`) and the Result (:mod:`.outcome`).  ``SolverModule``
+drives the same object in blocks of steps.
 """
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Optional
+from dataclasses import asdict
+from typing import Any, Callable, Optional, Sequence, cast
 
 import torch
 from torch import Tensor
@@ -23,15 +25,12 @@ from .best import BestSoFar, DeviceBest, HostBest, LastIterate
 from .criteria import Criteria
 from .diagnosis import optimizer_advice
 from .history import LossHistory
-from .rules import StoppingRules
-
-_NO_CLOSURE = ("the optimizer's step() did not call the closure; torch_gdla needs optimizers that evaluate the "
-               "loss through step(closure)")
-
-Step = Callable[[Callable[[], Tensor]], Any]
+from .loop import Step, StepLoop
+from .outcome import build_result
+from .rules import StoppingRules, as_estimator
 
 
-def _gradient_into(params: list[Tensor]) -> Callable[[Tensor], None]:
+def _gradient_into(params: Sequence[Tensor]) -> Callable[[Tensor], None]:
     """loss -> the gradient of loss with respect to ``params``, written into their ``.grad``
     (like ``loss.backward()``, but no other leaf of the graph is touched)."""
 
@@ -86,8 +85,6 @@ class Iteration:
         self.max_steps = check_positive_int(max_steps, "max_steps", allow_none=True)
         params = [p for p in problem.parameters() if p.requires_grad]
         _check_steps_the_problem(optimizer, problem)
-        self.backward = backward or _gradient_into(params)
-        self._accumulates = backward is not None  # a backward that adds to .grad needs zero_grad first
         # An optimizer that reports its own loss (Krylov recurrences) is confirmed against the
         # problem's own residual before any convergence is claimed; its iterates improve
         # monotonically, so the point returned is the last one.
@@ -99,15 +96,17 @@ class Iteration:
         self.history = LossHistory()
         self.rules = StoppingRules(problem, self.criteria, self.history, self.best, self.best_residual,
                                    every_step=not self.deferred,
-                                   estimate=optimizer if self.self_evaluating else None,
+                                   estimate=as_estimator(optimizer),
                                    advice=optimizer_advice(optimizer))
-        self.evaluations = 0
-        self.interrupt_requested = False  # set by a signal handler: stop cleanly after this step
+        # a backward that adds to .grad (Lightning's) needs zero_grad before each evaluation
+        self.loop = StepLoop(problem, optimizer, self.best, self.history, self.rules,
+                             backward or _gradient_into(params), accumulates=backward is not None,
+                             self_evaluating=self.self_evaluating)
+        self.closure = self.loop.closure  # evaluates the loss and its gradient (what optimizers call)
         self.status: Optional[Status] = None
         self.detail = ""
-        self._batch: Any = None
-        self._step_value: Any = None
         self.iterate: Optional[list[Tensor]] = None  # the optimizer's point when finish() loaded the solution
+        self._checked: Optional[tuple[int, Tensor]] = None  # (step, residuals) of the latest best_residual()
 
     @property
     def steps(self) -> int:
@@ -119,84 +118,44 @@ class Iteration:
         """Steps left before max_steps (None: unlimited; 0 also when resumed past it)."""
         return None if self.max_steps is None else max(0, self.max_steps - self.steps)
 
-    # -- one evaluation ----------------------------------------------------------------------------
-    def closure(self) -> Tensor:
-        """Evaluate the loss and its gradient at the current parameters (what optimizers call)."""
-        if self._accumulates:
-            self.optimizer.zero_grad()
-        loss = self.problem() if self._batch is None else self.problem(self._batch)
-        self.backward(loss)
-        self.evaluations += 1
-        value = self.best.observe(loss)
-        if self._step_value is None:  # a step's loss is that of its first evaluation
-            self._step_value = value
-        return loss
+    @property
+    def evaluations(self) -> int:
+        """Loss evaluations made (a self-evaluating optimizer's reported losses count as one each)."""
+        return self.loop.evaluations
 
-    def _step(self, step: Step) -> Any:
-        self._step_value = None
-        returned = step(self.closure)
-        if self._step_value is None:
-            if not (self.self_evaluating and isinstance(returned, (Tensor, float))):
-                raise RuntimeError(_NO_CLOSURE)
-            # A Krylov method's loss at its new iterate, from its recurrences (no forward pass;
-            # counted as the step's evaluation of the loss).
-            self.evaluations += 1
-            self._step_value = self.best.observe(returned)
-        return self._step_value
+    @property
+    def interrupt_requested(self) -> bool:
+        """Set by a signal handler: the run stops cleanly after the current step."""
+        return self.loop.interrupt_requested
 
-    # -- a block of steps --------------------------------------------------------------------------
+    @interrupt_requested.setter
+    def interrupt_requested(self, value: bool) -> None:
+        self.loop.interrupt_requested = value
+
     def run(self, n_steps: int, step: Optional[Step] = None, batch: Any = None) -> Optional[Status]:
         """Take up to ``n_steps`` optimizer steps (on ``batch`` for a data-driven problem, with
         ``step`` in place of ``optimizer.step``); return a Status as soon as a stopping rule fires."""
         if self.status is None:
             remaining = self.remaining
             n_steps = n_steps if remaining is None else min(n_steps, remaining)
-            self._batch = batch
+            self.loop.batch = batch
             if step is None and self.self_evaluating and hasattr(self.optimizer, "iterate"):
                 # A Krylov method's iteration, without torch.optim's per-step hooks (see iterate)
                 iterate = self.optimizer.iterate
                 step = lambda closure: iterate()  # noqa: E731
             try:
                 with torch.no_grad() if self.self_evaluating else contextlib.nullcontext():
-                    self._run(n_steps, step or self.optimizer.step)
+                    # torch types step's closure as returning a float; every optimizer takes the loss tensor
+                    verdict = self.loop.run(n_steps, step or cast(Step, self.optimizer.step))
+                if verdict is not None:
+                    self.status, self.detail = verdict
             except KeyboardInterrupt:
-                self._stop(Status.INTERRUPTED, f"interrupted at step {self.steps}; the best solution so far is returned")
+                self.status = Status.INTERRUPTED
+                self.detail = f"interrupted at step {self.steps}; the best solution so far is returned"
             if self.status is None and self.remaining == 0:
                 self.status = Status.MAX_STEPS
         return self.status
 
-    def _run(self, n_steps: int, step: Step) -> None:
-        if not self.deferred:
-            for _ in range(n_steps):
-                value = self._step(step)
-                # the history's second column is the lowest loss so far: the kept point's loss, or
-                # (no kept point) the lowest seen, whose progress the stall rules judge
-                if self._record(value, self.best.best_loss if self.best.keeps_point else self.best.min_loss,
-                                block_end=True):
-                    return
-            return
-        if n_steps == 0:
-            return
-        best: DeviceBest = self.best  # type: ignore[assignment]
-        records = [best.end_step(self._step(step)) for _ in range(n_steps)]
-        for j, (value, best_loss, nonfinite) in enumerate(best.read(records)):  # one synchronisation
-            best.sync(best_loss, nonfinite)
-            if self._record(value, best_loss, block_end=j == n_steps - 1):
-                return
-
-    def _record(self, value: float, best_loss: float, block_end: bool) -> bool:
-        """Write a finished step into the history and apply the stopping rules; True to stop."""
-        self.history.append(value, best_loss)
-        verdict = self.rules.check(value, block_end, self.interrupt_requested)
-        if verdict is None:
-            return False
-        self._stop(*verdict)
-        return True
-
-    def _stop(self, status: Status, detail: str) -> None:
-        self.status, self.detail = status, detail
-
-    # -- the end ------------------------------------------------------------------------------------
     @torch.no_grad()
     def best_residual(self) -> float:
         """``problem.residual()`` at the kept point, without disturbing the optimizer's iterate
@@ -223,56 +182,23 @@ class Iteration:
             # The loss at the returned point: the kept point's, or re-evaluated from the data
             # (a stochastic problem over all its data; recurrences may have drifted).
             loss = self.best.best_loss if self.best.keeps_point else float(self.problem.losses().sum())
-            checked = getattr(self, "_checked", None)
+            checked = self._checked
             residuals = checked[1] if checked and checked[0] == self.steps else self.problem.residuals().detach()
-        members = self._member_converged(status, residuals)
-        converged, reason = status.converged, self.detail or status.value
-        if members is not None and not bool(members.all()):
-            # A run is never converged while a member is not; say which members fail.
-            failing = [tuple(i) if len(i) > 1 else int(i[0]) for i in (~members).nonzero().tolist()]
-            shown = ", ".join(str(i) for i in failing[:5]) + (", ..." if len(failing) > 5 else "")
-            converged = False
-            reason += f" (batch members not converged: {len(failing)} of {members.numel()}: {shown})"
-        if converged:  # what the residual does not show about a converged solution (e.g. its vectors' freedom)
-            with torch.no_grad():
-                caveat = self.problem.caveat()
-            reason += f"; {caveat}" if caveat else ""
-        solution = self.problem.attach(self.problem.solution) if torch.is_grad_enabled() else self.problem.solution
-        return Result(
-            solution=solution, converged=converged, status=status, reason=reason, steps=self.steps,
-            evaluations=self.evaluations, loss=loss, residual=float(residuals.max()), history=self.history.losses(),
-            residuals=residuals, member_converged=members, stats=dict(getattr(self.optimizer, "stats", {})),
-            error_estimate=self.problem.error_estimate(float(residuals.max()), self.optimizer),
-            residual_meaning=self.problem.residual_meaning,
-        )
-
-    @torch.no_grad()
-    def _member_converged(self, status: Status, residuals: Tensor) -> Optional[Tensor]:
-        if residuals.dim() == 0:
-            return None
-        c = self.criteria
-        met = torch.zeros_like(residuals, dtype=torch.bool)
-        if c.tol:
-            met |= self.problem.losses().to(residuals.device) <= c.tol
-        if c.residual_tol:
-            met |= residuals <= c.residual_tol
-        if status is Status.RTOL:
-            met |= True
-        return met
+        return build_result(self.problem, self.optimizer, self.criteria, status, self.detail or status.value,
+                            loss=loss, residuals=residuals, history=self.history.losses(), steps=self.steps,
+                            evaluations=self.evaluations)
 
     # -- checkpointing ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
         # A converged run stays finished when resumed; any other end (interrupt, max_steps, a
         # stall) is resumed from where it stopped.
-        done = self.status is not None and self.status.converged
+        done = self.status if self.status is not None and self.status.converged else None
         return {"steps": self.steps, "evaluations": self.evaluations, **self.best.state_dict(),
                 "history": self.history.losses(), "criteria": asdict(self.criteria),
-                "status": self.status.value if done else None, "detail": self.detail if done else ""}
+                "status": done.value if done else None, "detail": self.detail if done else ""}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.evaluations = state["evaluations"]
+        self.loop.evaluations = state["evaluations"]
         self.best.load_state_dict(state)
         self.history.load(state["history"])
         if state.get("status"):

@@ -1,8 +1,12 @@
-"""The stopping rules, applied after every optimizer step (the engine's terminate test)."""
+"""The stopping rules, applied after every optimizer step (the engine's terminate test).
+
+:class:`StoppingRules` decides whether a step ends the run; :class:`Plateau` judges whether a
+flat or slow stretch of the run is a real stall (the rules ask it only once progress is slow).
+"""
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Callable, Optional, Protocol
+from typing import TYPE_CHECKING, Callable, Optional, Protocol, cast
 
 import torch
 
@@ -39,11 +43,20 @@ SLOW_PROGRESS = 0.5
 
 
 class Estimator(Protocol):
-    """An optimizer whose reported losses come from its own recurrences (a Krylov method)."""
+    """An optimizer whose reported losses come from its own recurrences (a Krylov method): it
+    declares ``self_evaluating = True`` and estimates its residual without a forward pass."""
+
+    self_evaluating: bool
 
     def residual_estimate(self) -> float: ...
 
-    def refresh(self) -> None: ...
+    def refresh(self) -> None:
+        """Restart the recurrences from the true residual at the current point."""
+
+
+def as_estimator(optimizer: object) -> Optional[Estimator]:
+    """``optimizer`` as an :class:`Estimator` when it declares ``self_evaluating``, else None."""
+    return cast(Estimator, optimizer) if getattr(optimizer, "self_evaluating", False) else None
 
 
 class StoppingRules:
@@ -69,7 +82,7 @@ class StoppingRules:
         # for a Krylov method (whose losses fall monotonically), not for noisy mini-batch or
         # extrapolated losses.
         self.tracks_progress = best.keeps_point or estimate is not None
-        self._residual_checks: list[tuple[int, float]] = []  # (step, residual) at stall checks
+        self.plateau = Plateau(problem, criteria, history, best_residual)
         self._misses: list[float] = []  # true residuals where estimates passed and the truth did not
 
     def _due(self, steps: int, every: int) -> bool:
@@ -78,8 +91,8 @@ class StoppingRules:
     def check(self, value: float, block_end: bool, interrupted: bool) -> Optional[Verdict]:
         c, best, steps = self.criteria, self.best, len(self.history)
         if best.nonfinite is not None or not math.isfinite(value):
-            bad = value if not math.isfinite(value) else best.nonfinite
-            return Status.DIVERGED, diverged_message(bad, best.best_loss, steps - 1)  # type: ignore[arg-type]
+            bad = value if not math.isfinite(value) or best.nonfinite is None else best.nonfinite
+            return Status.DIVERGED, diverged_message(bad, best.best_loss, steps - 1)
         if c.tol and best.best_loss <= c.tol:
             loss = self._confirmed_loss(steps) if self.estimated else best.best_loss
             if loss is not None and loss <= c.tol:
@@ -91,7 +104,7 @@ class StoppingRules:
         if not block_end:
             return None
         if c.residual_tol:
-            verdict = self._residual_rule(steps)
+            verdict = self._residual_rule(steps, c.residual_tol)
             if verdict is not None:
                 return verdict
         if interrupted:
@@ -99,11 +112,11 @@ class StoppingRules:
         if (self.tracks_progress and c.stall_steps and c.any_active and steps > c.stall_steps
                 and self._due(steps, STALL_CHECK_EVERY)):
             earlier, lowest = self.history.best(steps - 1 - c.stall_steps), self.history.best(steps - 1)
-            if earlier - lowest <= STALL_IMPROVEMENT * abs(earlier) and self._residual_stalled(steps):
+            if earlier - lowest <= STALL_IMPROVEMENT * abs(earlier) and self.plateau.residual_stalled(steps):
                 # Recurrences that stopped short of the tolerance restart from the true residual
                 # first (they carry rounding from a large start); a stall is a stall only then.
                 return self._missed() if self.estimate is not None else self.explain_stall()
-            if earlier - lowest <= SLOW_PROGRESS * abs(earlier) and self._hopeless():
+            if earlier - lowest <= SLOW_PROGRESS * abs(earlier) and self.plateau.hopeless():
                 return self.explain_stall()
         if c.rtol and steps > c.rtol_every and self._due(steps - 1, c.rtol_every):
             previous = self.history.loss(steps - 1 - c.rtol_every)
@@ -134,31 +147,53 @@ class StoppingRules:
         self.estimate.refresh()
         return None
 
-    def _residual_rule(self, steps: int) -> Optional[Verdict]:
-        tol = self.criteria.residual_tol
+    def _residual_rule(self, steps: int, tol: float) -> Optional[Verdict]:
         if self.estimate is not None:
-            if self.estimate.residual_estimate() > tol:  # type: ignore[operator]
+            if self.estimate.residual_estimate() > tol:
                 return None
             residual = self.best_residual()
-            if residual <= tol:  # type: ignore[operator]
+            if residual <= tol:
                 return Status.RESIDUAL_TOL, f"residual_tol reached: residual {residual:.3g} <= residual_tol {tol:g}"
             return self._missed()
         bound = None if self.estimated else self.problem.residual_bound(self.best.best_loss)
-        if bound is not None and bound <= tol and self.problem.dtype != torch.float64:  # type: ignore[operator]
+        if bound is not None and bound <= tol and self.problem.dtype != torch.float64:
             # A bound from a float32 loss carries the loss's own rounding: confirm in float64.
             residual = self.best_residual()
-            if residual <= tol:  # type: ignore[operator]
+            if residual <= tol:
                 return Status.RESIDUAL_TOL, f"residual_tol reached: residual {residual:.3g} <= residual_tol {tol:g}"
             bound = None
-        elif bound is not None and bound <= tol:  # type: ignore[operator]
+        elif bound is not None and bound <= tol:
             return Status.RESIDUAL_TOL, f"residual_tol reached: residual <= {bound:.3g} <= residual_tol {tol:g}"
         if bound is None and self._due(steps, self.criteria.residual_every):
             residual = self.best_residual()
-            if residual <= tol:  # type: ignore[operator]
+            if residual <= tol:
                 return Status.RESIDUAL_TOL, f"residual_tol reached: residual {residual:.3g} <= residual_tol {tol:g}"
         return None
 
-    def _residual_stalled(self, steps: int) -> bool:
+    def explain_stall(self) -> Verdict:
+        return explain_stall(self.problem, self.criteria, self.best.best_loss, self.best_residual(),
+                                       self.criteria.stall_steps, *self.advice)
+
+    def at_max_steps(self, max_steps: Optional[int]) -> Verdict:
+        """The step budget ran out: a plateau (singular, precision floor, stall) is explained as
+        such; otherwise the message says what to change."""
+        c, best, steps = self.criteria, self.best, len(self.history)
+        if self.tracks_progress and c.any_active and (self.plateau.flat_at_end(steps) or looks_singular(self.problem)):
+            return self.explain_stall()
+        return max_steps_reached(c, max_steps, steps, best.best_loss)
+
+
+class Plateau:
+    """Whether a flat or slow stretch of a run is a real stall: the residual stopped falling too,
+    the problem cannot converge (singular, or its precision floor is above residual_tol), or
+    the end of the run is flat."""
+
+    def __init__(self, problem: "Problem", criteria: "Criteria", history: "LossHistory",
+                 best_residual: Callable[[], float]) -> None:
+        self.problem, self.criteria, self.history, self.best_residual = problem, criteria, history, best_residual
+        self._residual_checks: list[tuple[int, float]] = []  # (step, residual) at stall checks
+
+    def residual_stalled(self, steps: int) -> bool:
         """With residual_tol set, a flat loss is not enough: when the minimum loss is not zero
         (least squares, an energy loss) the loss changes like the residual squared while the
         residual still falls (slowly and not monotonically, for CG on an ill-conditioned
@@ -173,7 +208,7 @@ class StoppingRules:
             return False
         return min(r for _, r in self._residual_checks) > RESIDUAL_PROGRESS * min(before)
 
-    def _hopeless(self) -> bool:
+    def hopeless(self) -> bool:
         """Slow progress that cannot end in convergence: a problem that needs a nonsingular
         matrix is singular to working precision (κ·eps ≥ 1), or the precision floor eps·κ is
         above residual_tol.  One condition-number estimate, made only once progress is slow."""
@@ -193,19 +228,8 @@ class StoppingRules:
             self._cond = estimate_condition(self.problem)
         return self._cond
 
-    def explain_stall(self) -> Verdict:
-        return explain_stall(self.problem, self.criteria, self.best.best_loss, self.best_residual(),
-                                       self.criteria.stall_steps, *self.advice)
-
-    def at_max_steps(self, max_steps: Optional[int]) -> Verdict:
-        """The step budget ran out: a plateau (singular, precision floor, stall) is explained as
-        such; otherwise the message says what to change."""
-        c, best, steps = self.criteria, self.best, len(self.history)
-        if self.tracks_progress and c.any_active and (self._flat_at_end(steps) or looks_singular(self.problem)):
-            return self.explain_stall()
-        return max_steps_reached(c, max_steps, steps, best.best_loss)
-
-    def _flat_at_end(self, steps: int) -> bool:
+    def flat_at_end(self, steps: int) -> bool:
+        """The run's last tenth (at least END_WINDOW steps) barely improved the lowest loss."""
         window = max(END_WINDOW, steps // 10)
         lowest = self.history.best(steps - 1) if steps else math.inf
         if steps <= window or not math.isfinite(lowest):

@@ -91,10 +91,10 @@ class ConjugateGradient(Optimizer):
     # -- quadratic losses: exact step, per batch member, no host synchronisation --------------------
     def _dot(self, a: list[Tensor], b: list[Tensor]) -> Tensor:
         bdims = self.param_groups[0]["batch_dims"]
-        total = None
-        for x, y in zip(a, b):
-            term = (x * y).sum(dim=tuple(range(bdims, x.dim()))) if x.dim() > bdims else x * y
-            total = term if total is None else total + term
+        terms = [(x * y).sum(dim=tuple(range(bdims, x.dim()))) if x.dim() > bdims else x * y for x, y in zip(a, b)]
+        total = terms[0]  # an optimizer has at least one parameter
+        for term in terms[1:]:
+            total = total + term
         return total
 
     def _per_member(self, scalar: Tensor, like: Tensor) -> Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Optional, Sequence, Union, cast
 
 import torch
 from torch import Tensor
@@ -80,8 +80,8 @@ class Staged(Optimizer):
         self.change = math.inf
 
     def _choose(self) -> int:
-        for i, threshold in enumerate(self.thresholds[:-1]):
-            if self.change > threshold:
+        for i, threshold in enumerate(self.thresholds):
+            if threshold is not None and self.change > threshold:  # the last stage has none
                 return i
         return len(self.optimizers) - 1
 
@@ -100,10 +100,17 @@ class Staged(Optimizer):
                     first.append(float(value.detach()) if isinstance(value, Tensor) else float(value))
                 return value
 
-            result = active.step(recording)
+            # torch types a closure as returning a float; every optimizer takes the loss tensor
+            result: Any = active.step(cast(Callable[[], float], recording))
         else:
             result = active.step()
-        value = first[0] if first else float(loss.detach() if isinstance(loss, Tensor) else loss)
+        if first:
+            value = first[0]
+        elif loss is not None:
+            value = float(loss.detach() if isinstance(loss, Tensor) else loss)
+        else:
+            raise RuntimeError(f"{type(active).__name__}.step() did not call the closure; Staged needs each step's "
+                               "loss to decide when to switch")
         if self.steps % self.every == 0:
             if self.last_loss is not None:
                 scale = max(abs(self.last_loss), abs(value))
