@@ -13,7 +13,7 @@ implicit restarts compute):
 * the problem's unknown is moved to the top k Ritz vectors (``form.move``): exactly orthonormal
   at every step, as the problem's parametrisation promises.
 
-Blocks of ``block`` vectors (default k) let an eigenvalue of multiplicity up to ``block`` be
+Blocks of ``block`` vectors (default 2) let an eigenvalue of multiplicity up to ``block`` be
 found with its whole eigenspace (a single Krylov vector sees one direction of each eigenspace).
 The step's progress does not depend on loss differences: the Ritz residuals fall to rounding
 level (about eps·‖M‖), far below the √eps at which a minimiser of the problem's loss stalls.
@@ -77,15 +77,16 @@ class RayleighRitz(Optimizer):
     Args:
         params: the problem's parameters (the unknown's generator; read through the form).
         form: the problem's :class:`EigenForm` (``problem.eigen_form()``).
-        block: vectors per Krylov block (default and least: k): the largest multiplicity found
-            whole.  Where one application of M costs the same for any number of vectors (a pass
+        block: vectors per Krylov block (default min(k, 2)): the largest multiplicity found
+            whole; a narrower block than an eigenvalue's multiplicity may miss copies of it.
+            Blocks narrower than k start from ``block`` random mixes of the k start vectors.  Where one application of M costs the same for any number of vectors (a pass
             over data, as in PCA), a wider block takes fewer applications of M.
         guard: Ritz vectors kept beyond the k wanted at each restart (default: 3k, at least 2);
             they speed the convergence of the k-th pair and estimate the gap after it.
-        basis: the basis size at which a cycle restarts: kept + 16 blocks, at most 120 vectors
+        basis: the basis size at which a cycle restarts: kept + 24 blocks, at most 120 vectors
             unless 4 blocks need more (memory: 2·basis vectors of length n).  Measured on a
-            200 × 200 matrix and the 10⁴ 2-D Laplacian (``bench/eigen.py``), this takes 1.9–2.4×
-            the applications of M that ``scipy.sparse.linalg.eigsh`` takes.
+            200 × 200 matrix and the 10⁴ 2-D Laplacian (``bench/eigen.py``), with the default block
+            this takes 1.0–1.7× the applications of M that ``scipy.sparse.linalg.eigsh`` takes.
         seed: seeds the random directions that replace a block which is (numerically) inside
             the basis already (an invariant subspace found, or a basis that spans everything).
 
