@@ -125,6 +125,13 @@ def test_identity_plus_noise_is_seeded_and_close_to_identity():
 
 def test_dtype_casts_and_positive_sizes_are_checked():
     assert m.Hilbert(3, dtype="float32").tensor().dtype == torch.float32
+    # a torch.dtype works as well as its name, for every gallery source
+    assert m.Lehmer(4, dtype=torch.float64).tensor().dtype == torch.float64
+    assert m.Hilbert(3, dtype=torch.float32).tensor().dtype == torch.float32
+    assert m.Poisson2D(3, dtype=torch.float64).tensor().dtype == torch.float64
+    assert m.Random((3, 3), dtype=torch.float64).tensor().dtype == torch.float64
+    with pytest.raises(ValueError, match="dtype must be a floating dtype; got torch.int64"):
+        m.Lehmer(4, dtype=torch.int64)
     with pytest.raises(ValueError, match="n must be a positive integer"):
         m.Pascal(0)
 

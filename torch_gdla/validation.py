@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import math
-from typing import Any, Literal, Optional, overload
+from typing import Any, Literal, Optional, Union, overload
 
 import torch
 from torch import Tensor
@@ -18,12 +18,15 @@ from torch import Tensor
 from .errors import ArgumentError, ArgumentTypeError, UnsupportedInputError
 
 __all__ = [
-    "DTYPES", "as_float_tensor", "as_matrix", "as_operand", "check_dense", "check_bool", "check_choice", "check_dtype", "check_finite",
+    "DTYPES", "DtypeLike", "as_float_tensor", "as_matrix", "as_operand", "check_dense", "check_bool", "check_choice",
+    "check_dtype", "check_finite",
     "check_init", "check_int", "check_nonnegative_int", "check_number", "check_optimizer_factory",
     "check_positive_int", "check_tolerance", "describe", "is_source", "check_symmetric",
 ]
 
 # dtype names accepted wherever a dtype can be written as text (YAML configs).
+# A dtype argument: a name ("float64", as configs write it) or a torch.dtype (as code writes it).
+DtypeLike = Union[str, torch.dtype]
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 

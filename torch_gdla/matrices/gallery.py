@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ArgumentError
-from ..validation import check_choice, check_positive_int
+from ..validation import DtypeLike, check_choice, check_positive_int
 from .sources import Source
 
 __all__ = ["IdentityPlusNoise", "Conditioned", "Hilbert", "Pascal", "Lehmer", "Vandermonde", "Frank", "Kahan",
@@ -33,7 +33,7 @@ def _indices(n: int) -> tuple[Tensor, Tensor]:
 class SquareSource(Source):
     """A recipe for a square matrix of order ``n`` (a positive integer)."""
 
-    def __init__(self, n: int, dtype: Optional[str] = None) -> None:
+    def __init__(self, n: int, dtype: Optional[DtypeLike] = None) -> None:
         super().__init__(dtype)
         check_positive_int(n, "n")
         self.n = n
@@ -50,7 +50,7 @@ class IdentityPlusNoise(SquareSource):
     """
 
     def __init__(self, n: int, scale: float = 0.1, seed: int = 314, distribution: str = "normal",
-                 dtype: Optional[str] = None) -> None:
+                 dtype: Optional[DtypeLike] = None) -> None:
         super().__init__(n, dtype)
         check_choice(distribution, "distribution", ("uniform", "normal"))
         self.scale = float(scale)
@@ -78,7 +78,7 @@ class Conditioned(SquareSource):
     """
 
     def __init__(self, n: int, cond: float = 100.0, kind: str = "spd", seed: int = 314,
-                 m: Optional[int] = None, dtype: Optional[str] = None) -> None:
+                 m: Optional[int] = None, dtype: Optional[DtypeLike] = None) -> None:
         super().__init__(n, dtype)
         check_choice(kind, "kind", ("spd", "general"))
         if not float(cond) >= 1 or float(cond) == float("inf"):
@@ -166,7 +166,7 @@ class Vandermonde(Source):
     """
 
     def __init__(self, points: Optional[Sequence[float]] = None, n: Optional[int] = None,
-                 increasing: bool = True, dtype: Optional[str] = None) -> None:
+                 increasing: bool = True, dtype: Optional[DtypeLike] = None) -> None:
         super().__init__(dtype)
         if (points is None) == (n is None):
             raise ArgumentError("Vandermonde needs exactly one of points (the nodes) or n (nodes 1, 2, ..., n)")
@@ -210,7 +210,7 @@ class Kahan(SquareSource):
     73 (n=12), 1.4e5 (n=30); smaller θ grows faster.  float64 by default.
     """
 
-    def __init__(self, n: int, theta: float = 1.2, dtype: Optional[str] = None) -> None:
+    def __init__(self, n: int, theta: float = 1.2, dtype: Optional[DtypeLike] = None) -> None:
         super().__init__(n, dtype)
         self.theta = float(theta)
 
@@ -231,7 +231,7 @@ class Wilkinson(SquareSource):
     ``W⁺₂₁`` = 10.746194182903322 and …393).  float64 by default.
     """
 
-    def __init__(self, n: int = 21, dtype: Optional[str] = None) -> None:
+    def __init__(self, n: int = 21, dtype: Optional[DtypeLike] = None) -> None:
         super().__init__(n, dtype)
 
     def build(self) -> Tensor:
@@ -251,7 +251,7 @@ class Tridiagonal(SquareSource):
     """
 
     def __init__(self, n: int, lower: float = -1.0, diagonal: float = 2.0, upper: float = -1.0,
-                 dtype: Optional[str] = None) -> None:
+                 dtype: Optional[DtypeLike] = None) -> None:
         super().__init__(n, dtype)
         self.lower, self.diagonal, self.upper = float(lower), float(diagonal), float(upper)
 

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ArgumentError
-from ..validation import check_bool, check_choice, check_dtype, check_positive_int
+from ..validation import DtypeLike, check_bool, check_choice, check_dtype, check_positive_int
 from .files import load
 
 __all__ = ["MatrixLike", "VectorLike", "Source", "Explicit", "Random", "Diagonal", "LowRank", "RandomMask", "File"]
@@ -21,10 +21,10 @@ __all__ = ["MatrixLike", "VectorLike", "Source", "Explicit", "Random", "Diagonal
 
 class Source:
     """A recipe for a matrix.  Subclasses implement ``build()``; ``tensor()`` casts its result
-    to ``dtype`` (a name such as ``"float64"``; None keeps the built dtype)."""
+    to ``dtype`` (a name such as ``"float64"`` or a ``torch.dtype``; None keeps the built dtype)."""
 
-    def __init__(self, dtype: Optional[str] = None) -> None:
-        self.dtype = check_dtype(dtype)
+    def __init__(self, dtype: Optional[DtypeLike] = None) -> None:
+        self.dtype = check_dtype(dtype, allow_torch=True)
 
     def build(self) -> Tensor:
         """The matrix in the dtype the recipe naturally produces."""
@@ -56,7 +56,7 @@ def _sizes(shape: Sequence[int], *, allow_empty: bool) -> list[int]:
 class Explicit(Source):
     """Entries written out: ``values: [[1, 3], [5, 2]]``."""
 
-    def __init__(self, values: Sequence[Sequence[float]], dtype: Optional[str] = None) -> None:
+    def __init__(self, values: Sequence[Sequence[float]], dtype: Optional[DtypeLike] = None) -> None:
         super().__init__(dtype)
         self.values = [list(map(float, row)) for row in values]
 
@@ -71,7 +71,7 @@ class Random(Source):
 
     def __init__(
         self, shape: Sequence[int], seed: int = 314, distribution: str = "uniform",
-        transpose: bool = False, dtype: Optional[str] = None,
+        transpose: bool = False, dtype: Optional[DtypeLike] = None,
     ) -> None:
         super().__init__(dtype)
         check_choice(distribution, "distribution", ("uniform", "normal"))
@@ -90,7 +90,7 @@ class Random(Source):
 class Diagonal(Source):
     """``torch.diag(values)``."""
 
-    def __init__(self, values: Sequence[float], dtype: Optional[str] = None) -> None:
+    def __init__(self, values: Sequence[float], dtype: Optional[DtypeLike] = None) -> None:
         super().__init__(dtype)
         self.values = [float(v) for v in values]
 
@@ -103,7 +103,7 @@ class LowRank(Source):
     (``U₀`` drawn first, then ``V₀``, from ``torch.Generator().manual_seed(seed)``, float64 by
     default): the ground truth of a matrix-completion problem (see ``RandomMask``)."""
 
-    def __init__(self, m: int, n: int, rank: int, seed: int = 314, dtype: Optional[str] = None) -> None:
+    def __init__(self, m: int, n: int, rank: int, seed: int = 314, dtype: Optional[DtypeLike] = None) -> None:
         super().__init__(dtype)
         check_positive_int(m, "m")
         self.m = m
@@ -144,7 +144,7 @@ class RandomMask(Source):
 class Constant(Source):
     """A tensor of ``shape`` filled with ``value`` (float64): ``b = ones(n)`` in a config."""
 
-    def __init__(self, shape: Sequence[int], value: float = 1.0, dtype: Optional[str] = None) -> None:
+    def __init__(self, shape: Sequence[int], value: float = 1.0, dtype: Optional[DtypeLike] = None) -> None:
         super().__init__(dtype)
         for size in shape:
             check_positive_int(size, "shape entries")
@@ -162,7 +162,7 @@ class File(Source):
     ``.mtx`` stays sparse, for the problems that take sparse matrices (``LinearSystem``);
     ``dense=True`` densifies it for those that do not (``MatrixInverse``, ``SVD``)."""
 
-    def __init__(self, path: str, dtype: Optional[str] = None, dense: bool = False) -> None:
+    def __init__(self, path: str, dtype: Optional[DtypeLike] = None, dense: bool = False) -> None:
         super().__init__(dtype)
         self.path = str(path)
         self.dense = check_bool(dense, "dense")

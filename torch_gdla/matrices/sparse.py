@@ -8,7 +8,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from ..validation import check_positive_int
+from ..validation import DtypeLike, check_positive_int
 from .sources import Source
 
 
@@ -20,7 +20,7 @@ class Poisson2D(Source):
     i, j = 1…n (see :meth:`eigenvalues`), so κ₂ = cot²(π/(2(n+1))) ≈ 4(n+1)²/π²: 1.1e5 at
     n = 512.  The classic benchmark of conjugate gradient (``scipy.sparse.linalg.cg``)."""
 
-    def __init__(self, n: int, dtype: Optional[str] = None) -> None:
+    def __init__(self, n: int, dtype: Optional[DtypeLike] = None) -> None:
         super().__init__(dtype)
         check_positive_int(n, "n")
         self.n = n

@@ -214,8 +214,8 @@ class EigenProblem(Problem):
 
     def default_optimizer(self) -> torch.optim.Optimizer:
         """``RayleighRitz`` (block Lanczos, thick restarts; no learning rate): measured
-        (``bench/eigen.py``) it needs 1.9–2.4× the applications of M of ``scipy``'s ``eigsh``
-        and 4–6× fewer than ``torch.lobpcg``, where L-BFGS on the loss stalls near √eps."""
+        (``bench/eigen.py``) it needs 1.0–1.7× the applications of M of ``scipy``'s ``eigsh``
+        and 6–11× fewer than ``torch.lobpcg``, where L-BFGS on the loss stalls near √eps."""
         return RayleighRitz([self.generator], self.eigen_form(), **self.ritz_options())
 
     def ritz_options(self) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from ..errors import ArgumentError, ArgumentTypeError
 from ..functions import FUNCTIONS, resolve
 from ..matrices import Source
-from ..validation import as_float_tensor, check_dtype, check_finite, check_number
+from ..validation import DtypeLike, as_float_tensor, check_dtype, check_finite, check_number
 from .base import Problem
 
 PointLike = Union[Tensor, Source, list[float], list[list[float]], float]
@@ -48,14 +48,14 @@ class Minimize(Problem):
 
     _gradient_scale: Tensor
 
-    def __init__(self, fn: FunctionLike, x0: PointLike, dtype: Optional[str] = None,
+    def __init__(self, fn: FunctionLike, x0: PointLike, dtype: Optional[DtypeLike] = None,
                  gradient_scale: Optional[float] = None) -> None:
         super().__init__()
         self.fn = resolve(fn, "fn")
         self.fn_name = fn if isinstance(fn, str) else getattr(fn, "__name__", type(fn).__name__)
         start = as_float_tensor(x0, "x0")
         if dtype is not None:
-            start = start.to(check_dtype(dtype))
+            start = start.to(check_dtype(dtype, allow_torch=True))
         if start.numel() == 0:
             raise ArgumentError("x0 is empty; pass the start point, e.g. x0=[1.0, -2.0]")
         check_finite(start, "x0")
