@@ -18,7 +18,7 @@ loss at rounding level may differ on another CPU.
 
 Figures made by other scripts, each of which writes or prints them itself:
 
-* the benchmark table: ``python bench/run.py`` writes ``bench/results/results.md``, which
+* the peers table: ``python bench/peers.py`` writes ``bench/results/peers.md``, which
   docs/performance.md copies and README.md quotes rows of (checked here: ``bench_table`` and
   ``bench_headline``, which run nothing);
 * the 10-million-row streamed table: ``python bench/streamed.py``;
@@ -63,33 +63,36 @@ def figures() -> list[Figure]:
 
 
 def bench_lines() -> list[str]:
-    return (ROOT / "bench" / "results" / "results.md").read_text().splitlines()
+    """The peers table of bench/results/peers.md (written by ``python bench/peers.py``), without
+    the profiles under it."""
+    lines = (ROOT / "bench" / "results" / "peers.md").read_text().splitlines()
+    return lines[:next((i for i, line in enumerate(lines) if line.startswith("## Profiles")), len(lines))]
 
 
 def bench_table() -> list[str]:
-    """The performance page's benchmark table is bench/run.py's output, line for line."""
-    lines = bench_lines()
-    return [lines[0], "\n".join(line for line in lines if line.startswith("|"))]
+    """The performance page's peers table is bench/peers.py's output, line for line."""
+    return ["\n".join(line for line in bench_lines() if line.startswith("|"))]
 
 
-# The rows README.md quotes from that table, by the start of their "Figure" column.
-HEADLINE = ("| 1 | solve() vs bare loop, 512x512 inverse",
-            "| 2 | SPD n=200 κ=1e+04 to residual 1e-6: LinearSystem, assume",
-            "| 2 | least squares 2000x200", "| 3 | 4096 batched 4x4 inverses, default", "| 4 | import torch_gdla")
+# The rows README.md quotes from that table, by the start of their "Problem" column.
+HEADLINE = ("| 1 | SPD dense n=1000, κ=1e2, residual 1e-6: gdla.linalg.solve, assume",
+            "| 5 | SVD top-k 2000x1000 k=10 randn", "| 6 | Rosenbrock d=1000",
+            "| 7 | dense float32 n=2000", "| 9 | Poisson 512x512, torch CSR: time",
+            "| 9 | sparse least squares 20000x2000")
 
 
 def bench_headline() -> list[str]:
-    """README's headline rows, each a line of bench/run.py's table, under its header."""
+    """README's headline rows, each a line of bench/peers.py's table, under its header."""
     lines = bench_lines()
     rows = [line for line in lines if line.startswith(HEADLINE)]
-    assert len(rows) == len(HEADLINE), f"bench/results/results.md lacks a headline row: {HEADLINE}"
+    assert len(rows) == len(HEADLINE), f"bench/results/peers.md lacks a headline row: {HEADLINE}"
     header = [line for line in lines if line.startswith("|")][:2]
     return ["\n".join(header), *rows]
 
 
-BENCH = [Figure("bench_table", bench_table, True, "Performance: the page = bench/results/results.md (bench/run.py)",
+BENCH = [Figure("bench_table", bench_table, True, "Performance: the peers table = bench/results/peers.md (bench/peers.py)",
                 ("docs/performance.md",)),
-         Figure("bench_headline", bench_headline, True, "README's headline rows of bench/results/results.md")]
+         Figure("bench_headline", bench_headline, True, "README's headline rows of bench/results/peers.md")]
 
 
 def registry() -> dict[str, Figure]:
