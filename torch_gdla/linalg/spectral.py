@@ -73,7 +73,7 @@ def _outside_span(M: Tensor, values: Tensor, vectors: Tensor, g_vectors: Tensor,
 
 class _Eigh(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, M: Tensor, values: Tensor, vectors: Tensor, largest: bool,  # type: ignore[override]
+    def forward(ctx: Any, M: Tensor, values: Tensor, vectors: Tensor, largest: bool,
                 options: Options) -> tuple[Tensor, Tensor]:
         ctx.save_for_backward(M, values, vectors)
         ctx.largest, ctx.options = largest, options
@@ -81,7 +81,7 @@ class _Eigh(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: Any, g_values: Optional[Tensor], g_vectors: Optional[Tensor]) -> tuple[Any, ...]:  # type: ignore[override]
+    def backward(ctx: Any, g_values: Optional[Tensor], g_vectors: Optional[Tensor]) -> tuple[Any, ...]:
         M, values, vectors = ctx.saved_tensors
         g_values = torch.zeros_like(values) if g_values is None else g_values
         g_vectors = torch.zeros_like(vectors) if g_vectors is None else g_vectors
@@ -139,14 +139,14 @@ def eigh(M: OperatorLike, k: Optional[int] = None, largest: bool = True, **optio
 
 class _Root(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, M: Tensor, X: Tensor, inverse: bool) -> Tensor:  # type: ignore[override]
+    def forward(ctx: Any, M: Tensor, X: Tensor, inverse: bool) -> Tensor:
         ctx.save_for_backward(X)
         ctx.inverse = inverse
         return X.clone()
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: Any, grad: Tensor) -> tuple[Optional[Tensor], None, None]:  # type: ignore[override]
+    def backward(ctx: Any, grad: Tensor) -> tuple[Optional[Tensor], None, None]:
         (X,) = ctx.saved_tensors
         s, Q = torch.linalg.eigh((X + X.mT) / 2)
         pair = s.unsqueeze(-1) + s.unsqueeze(-2)

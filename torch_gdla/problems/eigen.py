@@ -71,6 +71,7 @@ class EigenProblem(Problem):
     :meth:`_init_eigen`; it may override :meth:`_scale` (the residual's denominator)."""
 
     M: OperatorLike
+    _norms: Tensor
     _weights: Tensor
 
     def _init_eigen(self, k: int, largest: bool, start: Tensor) -> None:
@@ -262,8 +263,9 @@ class SymmetricEigen(EigenProblem):
             self.M = operand
         else:
             self.register_buffer("M", operand)
-        self.register_buffer("_norms", spectral_norms(operand))
-        if not bool((self._norms > 0).all()):
+        norms: Tensor = spectral_norms(operand)
+        self.register_buffer("_norms", norms)
+        if not bool((norms > 0).all()):
             raise ArgumentError("M is zero (a batch member is all zeros): every vector is an eigenvector, of "
                                 "eigenvalue 0")
         like = torch.empty(0, dtype=operand.dtype, device=operand.device)

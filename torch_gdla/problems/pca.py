@@ -97,7 +97,7 @@ class PCA(EigenProblem):
         if isinstance(data, DataLoader):
             return data, _rows_of(next(iter(data)))
         if isinstance(data, Dataset):
-            if not hasattr(data, "__len__") or len(data) == 0:  # type: ignore[arg-type]
+            if not hasattr(data, "__len__") or len(data) == 0:
                 raise ArgumentError("data is an empty or unsized Dataset; PCA needs a map-style Dataset with rows")
             return data, _rows_of(data[0])
         if isinstance(data, (str, os.PathLike)):
